@@ -1,0 +1,114 @@
+"""The `dreamer` command: render photos into dreaming GIFs, list styles and layers."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from dreamer.errors import DreamerError
+from dreamer.precision import PRECISIONS
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dreamer", description="DeepDream GIFs from photos.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    render = sub.add_parser("render", help="dream one or more photos into GIFs")
+    render.add_argument("inputs", nargs="+", metavar="INPUT", help="photo(s) to dream")
+    render.add_argument("--style", action="append", dest="styles", metavar="NAME",
+                        help="style from `dreamer styles` (repeat for several; default vgg16-eyes)")
+    render.add_argument("-o", "--output", type=Path,
+                        help="GIF path (one input, one style) or folder (default: INPUT-STYLE.gif here)")
+    render.add_argument("--size", type=int, default=512, help="long side of the GIF in pixels (512)")
+    render.add_argument("--octaves", type=int, help="number of octaves (style's default)")
+    render.add_argument("--octave-scale", type=float, help="size ratio between octaves, about 1.3-1.4")
+    render.add_argument("--steps", type=int, help="gradient steps per octave")
+    render.add_argument("--step-size", type=float, help="step size in the network's [-1, 1] input range")
+    render.add_argument("--every", type=int, help="a frame every N steps")
+    render.add_argument("--tile-size", type=int, help="tile side for big images (512)")
+    render.add_argument("--seed", type=int, default=0, help="random seed: same seed, same GIF (0)")
+    render.add_argument("--precision", choices=PRECISIONS, help="network precision (auto)")
+    render.add_argument("--keep-colors", action="store_const", const=True,
+                        help="dream the luminance only, keep the photo's colours")
+    render.add_argument("--pingpong", action="store_true", help="loop forward then back")
+    render.add_argument("--dither", action="store_true", help="Floyd-Steinberg dithering in the GIF")
+    render.add_argument("--frame-ms", type=int, default=120, help="duration of each frame (120)")
+    render.add_argument("--no-still", action="store_true", help="do not write the final frame as a JPEG")
+
+    sub.add_parser("styles", help="list the styles with their network, layers and parameters")
+    layers = sub.add_parser("layers", help="list a network's layers with their output shapes")
+    layers.add_argument("network", help="a network name (vgg16, hed, effnet-lite0) or source (keras:NAME, ...)")
+    return parser
+
+
+def _output_paths(args, input_path: Path, style_name: str, many: bool) -> Path:
+    if args.output is None:
+        return Path(f"{input_path.stem}-{style_name}.gif")
+    if many or args.output.is_dir():
+        return args.output / f"{input_path.stem}-{style_name}.gif"
+    return args.output
+
+
+def _render(args) -> int:
+    from tqdm import tqdm
+
+    from dreamer.render import GifOptions, RenderOptions, render
+    from dreamer.zoo import get_style
+
+    styles = [get_style(name).replace(octaves=args.octaves, octave_scale=args.octave_scale, steps=args.steps,
+                                      step_size=args.step_size, every=args.every, tile_size=args.tile_size,
+                                      precision=args.precision, keep_colors=args.keep_colors)
+              for name in (args.styles or ["vgg16-eyes"])]
+    options = RenderOptions(size=args.size, seed=args.seed,
+                            gif=GifOptions(frame_ms=args.frame_ms, pingpong=args.pingpong, dither=args.dither))
+    many = len(args.inputs) * len(styles) > 1
+    failed = 0
+    for input_name in args.inputs:
+        for style in styles:
+            out = _output_paths(args, Path(input_name), style.name, many)
+            still = None if args.no_still else out.with_suffix(".jpg")
+            with tqdm(total=style.total_steps, desc=f"{Path(input_name).name} · {style.name}", unit="step",
+                      leave=False, disable=None) as bar:
+                def on_step(done, total, score, bar=bar, style=style):
+                    bar.set_postfix(octave=f"{(done - 1) // style.steps + 1}/{style.octaves}", score=f"{score:.2f}")
+                    bar.update(1)
+                try:
+                    result = render(input_name, style, out, still, options, on_step=on_step)
+                except DreamerError as exc:
+                    failed += 1
+                    print(f"error: {exc}", file=sys.stderr)
+                    continue
+            print(f"{out}  {result.frames} frames {result.width}x{result.height}  "
+                  f"{result.precision}  {result.seconds:.1f}s")
+    return 1 if failed else 0
+
+
+def _styles(args) -> int:
+    from dreamer.zoo import STYLES
+
+    for style in STYLES.values():
+        layers = ", ".join(f"{name}×{weight:g}" for name, weight in style.layers.items())
+        print(f"{style.name:24} {style.network:14} {layers}")
+        print(f"{'':24} {style.octaves} octaves ×{style.octave_scale:g}, {style.steps} steps, "
+              f"step {style.step_size:g}, a frame every {style.every}: {style.description}")
+    return 0
+
+
+def _layers(args) -> int:
+    from dreamer.networks import load_network
+
+    for name, shape in load_network(args.network).layer_shapes():
+        print(f"{name:32} {shape}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of `dreamer` and `python -m dreamer`."""
+    args = _parser().parse_args(argv)
+    try:
+        return {"render": _render, "styles": _styles, "layers": _layers}[args.command](args)
+    except DreamerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

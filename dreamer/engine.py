@@ -1,0 +1,101 @@
+"""The dream loop: octaves, random rolls, tiled gradient ascent and frames. No file I/O.
+
+Images are float32 RGB in [-1, 1]; frames come out as uint8 arrays at the input's size.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from keras import ops
+
+from dreamer.tiles import rolled_gradient
+
+MIN_OCTAVE_SIDE = 32  # smaller octaves than this would shrink the deepest layers to nothing
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The numbers of one dream; a Style carries them."""
+
+    octaves: int
+    octave_scale: float
+    steps: int
+    step_size: float
+    every: int
+    tile_size: int = 512
+    keep_colors: bool = False
+
+    @property
+    def total_steps(self) -> int:
+        return self.octaves * self.steps
+
+    @property
+    def frame_count(self) -> int:
+        """The original, a frame every `every` steps, and the finished dream."""
+        return math.ceil(self.total_steps / self.every) + 1
+
+
+def octave_shapes(height: int, width: int, octaves: int, scale: float) -> list[tuple[int, int]]:
+    """Image shapes from the smallest octave to the full size (the short side kept >= MIN_OCTAVE_SIDE)."""
+    shapes = []
+    for i in range(octaves):
+        factor = max(scale ** -(octaves - 1 - i), min(1.0, MIN_OCTAVE_SIDE / min(height, width)))
+        shapes.append((max(1, round(height * factor)), max(1, round(width * factor))))
+    return shapes
+
+
+def _resize(image, shape):
+    if tuple(image.shape[:2]) == tuple(shape):
+        return image
+    return ops.image.resize(image, shape, interpolation="bilinear", antialias=True)
+
+
+def to_uint8(image) -> np.ndarray:
+    """[-1, 1] float image to uint8."""
+    return np.clip(np.round((np.asarray(image) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def keep_colors(dreamed: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """The dream's luminance with the original's chroma (YCbCr), both uint8 RGB."""
+    from PIL import Image
+
+    y = Image.fromarray(dreamed).convert("YCbCr").split()[0]
+    _, cb, cr = Image.fromarray(original).convert("YCbCr").split()
+    return np.asarray(Image.merge("YCbCr", (y, cb, cr)).convert("RGB"))
+
+
+def dream(step, image: np.ndarray, schedule: Schedule, seed: int = 0, batch: int = 1, on_step=None):
+    """Dream `image` (uint8 H x W x 3) with the gradient `step`; yield `schedule.frame_count` uint8 frames.
+
+    The first frame is the original, then one every `schedule.every` steps, the last the finished dream.
+    Lower octaves are shown as the full-size original plus their upscaled detail, so the animation
+    stays sharp. `on_step(done, total, score)` is called after every step.
+    """
+    rng = np.random.default_rng(seed)
+    base = ops.convert_to_tensor(image.astype(np.float32) / 127.5 - 1.0)
+    full_shape = tuple(image.shape[:2])
+    yield image
+    detail = None
+    done = 0
+    for shape in octave_shapes(*full_shape, schedule.octaves, schedule.octave_scale):
+        base_octave = _resize(base, shape)
+        current = base_octave if detail is None else base_octave + _resize(detail, shape)
+        for _ in range(schedule.steps):
+            shift = (int(rng.integers(shape[0])), int(rng.integers(shape[1])))
+            gradient, score = rolled_gradient(step, current, shift, schedule.tile_size, batch)
+            gradient = gradient / (ops.std(gradient) + 1e-8)
+            current = ops.clip(current + schedule.step_size * gradient, -1.0, 1.0)
+            done += 1
+            if on_step:
+                on_step(done, schedule.total_steps, float(score))
+            if done % schedule.every == 0 or done == schedule.total_steps:
+                frame = to_uint8(ops.clip(base + _resize(current - base_octave, full_shape), -1.0, 1.0))
+                yield keep_colors(frame, image) if schedule.keep_colors else frame
+        detail = current - base_octave
+
+
+def objective_value(extract, objective, image: np.ndarray) -> float:
+    """The objective of a whole uint8 image, in one pass (no tiles): what a dream should raise."""
+    batch = ops.convert_to_tensor(image[None].astype(np.float32) / 127.5 - 1.0)
+    return float(ops.sum(objective(extract(batch))))

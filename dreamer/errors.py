@@ -1,0 +1,21 @@
+"""Errors that reach the user as one line: what went wrong, where, and the fix."""
+
+
+class DreamerError(Exception):
+    """Base of every error the CLI prints as one line, without a traceback."""
+
+
+class InputError(DreamerError):
+    """An input image that cannot be used; the message names the file."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+
+
+class StyleError(DreamerError):
+    """An unknown or badly defined style, network or layer."""
+
+
+class WeightsError(DreamerError):
+    """Weights that are missing, cannot be downloaded, or fail their check."""

@@ -1,0 +1,106 @@
+"""Image files in and out of numpy: robust loading, resizing, and value-range helpers."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+
+DEFAULT_MAX_PIXELS = 50_000_000
+MAX_ASPECT_RATIO = 50
+_FORMATS = "JPEG, PNG, GIF, WebP, TIFF, BMP"
+_HIGH_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
+def load_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as uint8 RGB (H x W x 3), or raise InputError naming the file and the fix.
+
+    EXIF orientation is applied, alpha is flattened onto white, 16-bit and float data are
+    scaled to 8 bits, and animations give their first frame. The size is checked from the
+    header against `max_pixels` (None: only Pillow's decompression-bomb limit) before decoding.
+    """
+    path = Path(path)
+    try:
+        fp = open(path, "rb")
+    except FileNotFoundError:
+        raise InputError(path, "file not found; check the path or remove it from inputs/") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a directory, not an image file; pass image files or remove it from inputs/") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot be opened ({exc.strerror}); check its permissions") from None
+    with fp, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(fp) as image:
+                _check_size(path, image.size, max_pixels)
+                image.load()  # full decode here, so truncation shows now
+                ImageOps.exif_transpose(image, in_place=True)
+                return _to_rgb(image)
+        except InputError:
+            raise
+        except UnidentifiedImageError:
+            problem = f"not an image Pillow can read ({_FORMATS}); convert it or remove it from inputs/"
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            problem = (f"too large: over Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,} pixels; "
+                       "shrink it or remove it from inputs/")
+        except Exception as exc:  # Pillow's decoders raise many types on bad data
+            problem = f"truncated or damaged ({_describe(exc)}); re-export it or remove it from inputs/"
+    raise InputError(path, problem)
+
+
+def _describe(exc: Exception) -> str:
+    """One line naming an exception's type and message."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _check_size(path: Path, size: tuple[int, int], max_pixels: int | None) -> None:
+    """Reject over-large, empty or absurdly thin images from their header size."""
+    width, height = size
+    if max_pixels is not None and width * height > max_pixels:
+        raise InputError(path, f"too large: {width}x{height} is over the {max_pixels:,}-pixel limit; "
+                               "shrink it or remove it from inputs/")
+    if min(width, height) < 1 or max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise InputError(path, f"unusable size {width}x{height} (empty, or longer than {MAX_ASPECT_RATIO}:1); "
+                               "crop it or remove it from inputs/")
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    """Convert a loaded Pillow image of any mode to a uint8 RGB array."""
+    if image.mode in _HIGH_BIT_MODES:
+        gray = _scale_to_uint8(np.asarray(image, dtype=np.float64), 1.0 if image.mode == "F" else 65535.0)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.has_transparency_data:
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+    return np.asarray(image.convert("RGB"))
+
+
+def _scale_to_uint8(values: np.ndarray, full_scale: float) -> np.ndarray:
+    """Map [0, full_scale] linearly to 0..255; data outside that range is stretched min-to-max."""
+    values = np.nan_to_num(values)
+    low, high = 0.0, full_scale
+    if values.min() < low or values.max() > high:
+        low, high = float(values.min()), float(values.max())
+    scaled = (values - low) * (255.0 / max(high - low, 1e-12))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def resize_to_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
+    """Resize a uint8 RGB array (up or down, Lanczos) so its longer side is `long_side`, keeping the aspect."""
+    if long_side < 1:
+        raise ValueError(f"long_side must be at least 1, got {long_side}")
+    height, width = image.shape[:2]
+    scale = long_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+
+
+def to_unit_range(image: np.ndarray) -> np.ndarray:
+    """Map uint8 0..255 to float32 -1..1."""
+    return image.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+def from_unit_range(values: np.ndarray) -> np.ndarray:
+    """Map floats in -1..1 to uint8 0..255, rounding and clipping."""
+    return np.clip(np.rint((np.asarray(values, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)

@@ -1,0 +1,85 @@
+"""The networks Dreamer can dream with, behind one interface.
+
+Every network takes RGB images in [-1, 1], shape (batch, height, width, 3), and does its own
+preprocessing inside, so step sizes and clipping mean the same for every network.
+"""
+
+import difflib
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+from dreamer.errors import StyleError
+
+
+@dataclass(frozen=True)
+class Network:
+    """A registry entry: how to build one network and where its weights come from."""
+
+    name: str
+    summary: str
+    weights: str
+    build: Callable[[], "keras.Model"]  # noqa: F821 - a flat functional model, input in [-1, 1]
+
+
+class KerasNetwork:
+    """A loaded Keras model whose named layers can be dreamed on."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def layer_names(self) -> list[str]:
+        """Every layer name except the input."""
+        return [layer.name for layer in self.model.layers if layer.__class__.__name__ != "InputLayer"]
+
+    def layer_shapes(self) -> list[tuple[str, tuple]]:
+        """(name, output shape) of every layer except the input."""
+        return [(layer.name, tuple(layer.output.shape)) for layer in self.model.layers
+                if layer.__class__.__name__ != "InputLayer"]
+
+    def extractor(self, layers):
+        """A callable mapping images to {layer name: activations} for `layers`."""
+        import keras
+
+        check_layers(self.layer_names(), layers)
+        outputs = {name: self.model.get_layer(name).output for name in layers}
+        return keras.Model(self.model.input, outputs)
+
+
+def check_layers(known: list[str], wanted) -> None:
+    """Raise a one-line StyleError naming an unknown layer and the closest known ones."""
+    for name in wanted:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; `dreamer layers NETWORK` lists them"
+            raise StyleError(f"layer {name!r} is not in this network{hint}")
+
+
+NETWORKS: dict[str, Network] = {}
+
+
+def register(network: Network) -> Network:
+    """Add a network to the registry."""
+    NETWORKS[network.name] = network
+    return network
+
+
+def _register_builtin():
+    from dreamer.networks import efficientnet_lite, hed, vgg16  # noqa: F401 - they register themselves
+
+
+@functools.lru_cache(maxsize=4)
+def load_network(name: str, precision: str = "float32"):
+    """Build a network by registry name (or external source, see `external`) in `precision`."""
+    from dreamer.networks import external
+    from dreamer.precision import dtype_policy
+
+    _register_builtin()
+    with dtype_policy(precision):
+        if name in NETWORKS:
+            return KerasNetwork(NETWORKS[name].build())
+        if external.is_external(name):
+            return external.load(name)
+    close = difflib.get_close_matches(name, list(NETWORKS), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise StyleError(f"unknown network {name!r}{hint}")

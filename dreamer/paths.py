@@ -1,0 +1,13 @@
+"""Where Dreamer keeps converted and fetched weights."""
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+
+def cache_dir() -> Path:
+    """The user's Dreamer cache folder ($DREAMER_CACHE overrides it), created if missing."""
+    path = Path(os.environ.get("DREAMER_CACHE") or platformdirs.user_cache_dir("dreamer"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,95 @@
+"""The dream engine with real VGG16 weights (HED's trunk), on small images to stay fast."""
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from dreamer import engine
+from dreamer.render import prepare, schedule_of
+from dreamer.tiles import tile_starts
+from dreamer.zoo import get_style
+
+STYLE = get_style("vgg16-eyes").replace(octaves=2, steps=10, every=5, step_size=0.03, precision="float32")
+
+
+def photo(size, source=skimage.data.astronaut):
+    return np.asarray(Image.fromarray(source()).resize((size, size), Image.LANCZOS))
+
+
+def run(style, image, seed=0):
+    _, _, step = prepare(style)
+    return list(engine.dream(step, image, schedule_of(style), seed=seed))
+
+
+def gain(style, before, after):
+    extract, objective, _ = prepare(style)
+    return engine.objective_value(extract, objective, after) / engine.objective_value(extract, objective, before)
+
+
+def test_dream_raises_the_objective_many_times():
+    image = photo(128)
+    frames = run(STYLE, image)
+    assert gain(STYLE, image, frames[-1]) > 3.0
+    # and it rises along the way: the middle frame is already past the original
+    assert 1.0 < gain(STYLE, image, frames[len(frames) // 2]) < gain(STYLE, image, frames[-1])
+
+
+def test_frame_count_size_first_and_last():
+    image = photo(96)[:, :80]  # not square
+    style = STYLE.replace(steps=5, every=2)  # 10 steps, a frame every 2: 5 frames + the original
+    frames = run(style, image)
+    assert len(frames) == schedule_of(style).frame_count == 6
+    assert all(f.shape == (96, 80, 3) and f.dtype == np.uint8 for f in frames)
+    assert np.array_equal(frames[0], image)
+    assert np.abs(frames[-1].astype(int) - image).mean() > 5  # the last frame is the dream, not the photo
+
+
+def test_frame_count_when_steps_do_not_divide():
+    style = STYLE.replace(octaves=1, steps=7, every=3)  # frames after steps 3, 6 and the final 7
+    assert len(run(style, photo(64))) == schedule_of(style).frame_count == 4
+
+
+def test_same_seed_same_frames_other_seed_other_frames():
+    image = photo(96)
+    first, again, other = run(STYLE, image, seed=5), run(STYLE, image, seed=5), run(STYLE, image, seed=6)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[-1], other[-1])
+
+
+def test_tiled_and_untiled_reach_a_similar_gain():
+    image = photo(160)
+    untiled = STYLE.replace(tile_size=512)
+    tiled = STYLE.replace(tile_size=64)  # 160 px at full size: 3 x 3 tiles, the last ones overlapping
+    gain_untiled = gain(untiled, image, run(untiled, image)[-1])
+    gain_tiled = gain(untiled, image, run(tiled, image)[-1])
+    assert gain_tiled > 3.0
+    assert gain_tiled == pytest.approx(gain_untiled, rel=0.3)
+
+
+def test_step_is_traced_once_across_octaves_and_sizes():
+    style = STYLE.replace(octaves=3, steps=1, every=1, layers={"block3_conv3": 1.0})
+    _, _, step = prepare(style)
+    before = step.traces
+    for size in (64, 90):
+        run(style, photo(size))
+    run(style.replace(tile_size=64), photo(130))  # tiles, and a batch of a different shape
+    assert step.traces - before <= 1
+
+
+def test_keep_colors_keeps_the_photo_chroma():
+    image = photo(96, skimage.data.coffee)
+    plain, kept = run(STYLE, image)[-1], run(STYLE.replace(keep_colors=True), image)[-1]
+
+    def chroma(rgb):
+        return np.asarray(Image.fromarray(rgb).convert("YCbCr"), dtype=float)[..., 1:]
+
+    assert np.abs(chroma(kept) - chroma(image)).mean() < 2.0
+    assert np.abs(chroma(plain) - chroma(image)).mean() > 2 * np.abs(chroma(kept) - chroma(image)).mean()
+
+
+def test_tile_starts_cover_the_length_with_full_tiles():
+    assert tile_starts(100, 512) == [0]
+    assert tile_starts(1000, 512) == [0, 488]
+    assert tile_starts(1024, 512) == [0, 512]
+    assert tile_starts(1030, 512) == [0, 512, 518]

@@ -1,0 +1,138 @@
+"""External networks: keras.applications, SavedModels / TF Hub, and users' .keras files (offline)."""
+
+import socket
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from dreamer.errors import StyleError, WeightsError  # noqa: E402
+from dreamer.networks import external  # noqa: E402
+
+
+def images(size, batch=1, seed=0):
+    """Random RGB images in [-1, 1]."""
+    return np.random.default_rng(seed).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+
+
+@pytest.fixture
+def socket_timeout():
+    """Make a download attempt fail fast instead of hanging on a machine without internet."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(10)
+    yield
+    socket.setdefaulttimeout(previous)
+
+
+def test_is_external_recognises_the_source_forms(tmp_path):
+    (tmp_path / "saved_model.pb").write_bytes(b"")
+    for name in ["keras:VGG19", "hub:https://tfhub.dev/x/1", "savedmodel:/m", "mine.keras", str(tmp_path)]:
+        assert external.is_external(name), name
+    assert not external.is_external("vgg16")
+
+
+def test_vgg16_has_caffe_preprocessing_inside():
+    network = external.load("keras:VGG16?weights=none")
+    x = images(8)
+    got = network.extractor(["block1_conv1"])(x)["block1_conv1"]
+    kernel, bias = network.model.get_layer("block1_conv1").get_weights()
+    bgr = (x + 1) * 127.5
+    bgr = bgr[..., ::-1] - np.array([103.939, 116.779, 123.68], "float32")
+    want = tf.nn.relu(tf.nn.conv2d(bgr, kernel, 1, "SAME") + bias)
+    np.testing.assert_allclose(np.asarray(got), want.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_inception_v3_mixed3_mixed5():
+    network = external.load("keras:InceptionV3?weights=none")
+    assert {"mixed3", "mixed5"} <= set(network.layer_names())
+    out = network.extractor(["mixed3", "mixed5"])(images(75))
+    assert out["mixed3"].shape[-1] == 768 and out["mixed5"].shape[-1] == 768
+
+
+def test_unknown_application_lists_close_names():
+    with pytest.raises(StyleError, match="keras:InceptionV3") as info:
+        external.load("keras:inceptionv3x")
+    assert "\n" not in str(info.value)
+    with pytest.raises(StyleError, match="weights="):
+        external.load("keras:VGG16?size=3")
+
+
+def test_imagenet_weights_offline_is_one_weights_error_line(socket_timeout):
+    with pytest.raises(WeightsError) as info:
+        external.load("keras:VGG16")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "https://storage.googleapis.com/" in message
+    assert "models/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+
+
+def test_hub_url_offline_is_one_weights_error_line(socket_timeout):
+    url = "https://tfhub.dev/google/imagenet/inception_v1/feature_vector/1"
+    with pytest.raises(WeightsError) as info:
+        external.load("hub:" + url)
+    message = str(info.value)
+    assert "\n" not in message and url in message and "savedmodel:" in message
+
+
+@pytest.fixture(scope="module")
+def saved_model_dir(tmp_path_factory):
+    """A tiny two-conv SavedModel whose serving signature returns both conv outputs."""
+
+    class TwoConvs(tf.Module):
+        def __init__(self):
+            rng = np.random.default_rng(1)
+            self.k1 = tf.Variable(rng.normal(size=(3, 3, 3, 4)).astype("float32"))
+            self.k2 = tf.Variable(rng.normal(size=(3, 3, 4, 5)).astype("float32"))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        def serve(self, images):
+            conv1 = tf.nn.relu(tf.nn.conv2d(images, self.k1, 1, "SAME"))
+            conv2 = tf.nn.relu(tf.nn.conv2d(conv1, self.k2, 2, "SAME"))
+            return {"conv1": conv1, "conv2": conv2}
+
+    module = TwoConvs()
+    path = tmp_path_factory.mktemp("savedmodel") / "two_convs"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return path
+
+
+def test_saved_model_outputs_and_gradient(saved_model_dir):
+    network = external.load(f"savedmodel:{saved_model_dir}")
+    assert sorted(network.layer_names()) == ["conv1", "conv2"]
+    assert dict(network.layer_shapes())["conv2"] == (None, None, None, 5)
+    extract = network.extractor(["conv2"])
+    x = tf.constant(images(16))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = extract(x)
+        loss = tf.reduce_mean(out["conv2"])
+    assert list(out) == ["conv2"] and out["conv2"].shape == (1, 8, 8, 5)
+    assert float(tf.reduce_max(tf.abs(tape.gradient(loss, x)))) > 0
+    with pytest.raises(StyleError, match="conv3"):
+        network.extractor(["conv3"])
+
+
+def test_plain_saved_model_directory_and_missing_one(saved_model_dir, tmp_path):
+    assert external.is_external(str(saved_model_dir))
+    assert "conv1" in external.load(str(saved_model_dir)).layer_names()
+    with pytest.raises(WeightsError, match="saved_model.pb"):
+        external.load(f"savedmodel:{tmp_path / 'nothing'}")
+
+
+def test_keras_file_loads_and_missing_one_is_weights_error(tmp_path):
+    x = keras.Input((None, None, 3))
+    y = keras.layers.Conv2D(4, 3, name="c1")(x)
+    path = tmp_path / "tiny.keras"
+    keras.Model(x, keras.layers.Conv2D(2, 3, name="c2")(y)).save(path)
+    network = external.load(str(path))
+    assert {"c1", "c2"} <= set(network.layer_names())
+    assert network.extractor(["c1"])(images(8))["c1"].shape == (1, 6, 6, 4)
+    with pytest.raises(WeightsError, match="missing.keras"):
+        external.load(str(tmp_path / "missing.keras"))
+
+
+def test_missing_weights_file_is_weights_error(tmp_path):
+    with pytest.raises(WeightsError, match="no such weights file"):
+        external.load(f"keras:VGG16?weights={tmp_path / 'vgg.weights.h5'}")
