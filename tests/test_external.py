@@ -136,3 +136,19 @@ def test_keras_file_loads_and_missing_one_is_weights_error(tmp_path):
 def test_missing_weights_file_is_weights_error(tmp_path):
     with pytest.raises(WeightsError, match="no such weights file"):
         external.load(f"keras:VGG16?weights={tmp_path / 'vgg.weights.h5'}")
+
+
+def test_saved_model_style_renders_a_gif(saved_model_dir, tmp_path):
+    """The whole render path (engine, tiles, GIF) works on a SavedModel source."""
+    from PIL import Image
+
+    from dreamer.render import RenderOptions, render
+    from dreamer.zoo import Style
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(((images(40)[0] + 1) * 127.5).astype(np.uint8)).save(photo)
+    style = Style("saved", f"savedmodel:{saved_model_dir}", {"conv2": 1.0}, octaves=2, steps=2, every=2)
+    result = render(photo, style, tmp_path / "out.gif", options=RenderOptions(size=40))
+    assert result.frames == 3
+    with Image.open(result.gif) as gif:
+        assert gif.n_frames == 3 and gif.size == (40, 40)

@@ -1,0 +1,101 @@
+"""The `dreamer` command through its real entry points, with real weights and tiny renders."""
+
+import subprocess
+import sys
+
+import numpy as np
+import skimage.data
+from PIL import Image
+
+from dreamer.cli import main
+
+TINY = ["--style", "vgg16-textures", "--size", "48", "--octaves", "1", "--steps", "2", "--every", "1"]
+
+
+def write_photo(path, mode="RGB", **save):
+    image = Image.fromarray(skimage.data.chelsea()).resize((60, 40))
+    image.convert(mode).save(path, **save)
+    return path
+
+
+def gif_frames(path):
+    with Image.open(path) as gif:
+        return gif.n_frames, gif.size
+
+
+def test_render_through_python_m_dreamer(tmp_path):
+    photo = write_photo(tmp_path / "cat.png")
+    out = tmp_path / "cat.gif"
+    done = subprocess.run([sys.executable, "-m", "dreamer", "render", str(photo), *TINY, "-o", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert gif_frames(out) == (3, (48, 32))  # the photo, 2 steps, 48 px on the long side
+    assert Image.open(tmp_path / "cat.jpg").size == (48, 32)  # the still
+    assert "Traceback" not in done.stderr
+
+
+def test_same_seed_same_bytes(tmp_path):
+    photo = write_photo(tmp_path / "cat.png")
+    for name in ("a.gif", "b.gif"):
+        assert main(["render", str(photo), *TINY, "--seed", "7", "-o", str(tmp_path / name)]) == 0
+    assert (tmp_path / "a.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()
+
+
+def test_odd_images_render_and_bad_ones_fail_on_one_line_while_others_render(tmp_path, capsys):
+    rotated = Image.fromarray(skimage.data.chelsea()).resize((60, 40))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated by 90 degrees: 40 wide, 60 high
+    rotated.save(tmp_path / "rotated.jpg", exif=exif)
+    good = [
+        tmp_path / "rotated.jpg",
+        write_photo(tmp_path / "gray.png", "L"),
+        write_photo(tmp_path / "cmyk.jpg", "CMYK"),
+        write_photo(tmp_path / "alpha.png", "RGBA"),
+        write_photo(tmp_path / "palette.png", "P"),
+        write_photo(tmp_path / "anim.gif", "P", save_all=True,
+                    append_images=[Image.new("P", (60, 40), 3)], duration=100, loop=0),
+    ]
+    Image.fromarray(np.linspace(0, 65535, 60 * 40, dtype=np.uint16).reshape(40, 60)).save(tmp_path / "deep.png")
+    good.append(tmp_path / "deep.png")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes((write_photo(tmp_path / "full.jpg")).read_bytes()[:600])
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (8000, 8000)).save(bomb)  # 64 megapixels: over the 50 MP limit
+    bad = [truncated, text, bomb, tmp_path / "missing.png"]
+
+    status = main(["render", *map(str, [bad[0], *good[:3], bad[1], *good[3:], bad[2], bad[3]]), *TINY,
+                   "-o", str(tmp_path / "out")])
+    assert status == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == len(bad)
+    for path, line in zip(bad, errors):
+        assert path.name in line
+    for path in good:
+        frames, size = gif_frames(tmp_path / "out" / f"{path.stem}-vgg16-textures.gif")
+        assert frames == 3 and max(size) == 48
+    assert gif_frames(tmp_path / "out" / "rotated-vgg16-textures.gif")[1] == (32, 48)  # orientation applied
+
+
+def test_unknown_style_is_one_line(capsys):
+    assert main(["render", "whatever.jpg", "--style", "vgg16-eyez"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown style 'vgg16-eyez'; did you mean vgg16-eyes")
+    assert err.count("\n") == 1
+
+
+def test_styles_lists_every_style_with_network_and_layers(capsys):
+    from dreamer.zoo import STYLES
+
+    assert main(["styles"]) == 0
+    out = capsys.readouterr().out
+    for style in STYLES.values():
+        assert style.name in out and style.network in out
+        assert all(layer in out for layer in style.layers)
+
+
+def test_layers_lists_shapes(capsys):
+    assert main(["layers", "vgg16"]) == 0
+    out = capsys.readouterr().out
+    assert "block4_conv3" in out and "512" in out
