@@ -1,21 +1,25 @@
-"""The one TensorFlow-specific piece of the engine: the gradient of the objective w.r.t. the input."""
+"""The TensorFlow backend: the gradient of the objective w.r.t. the input, traced once for all sizes."""
 
 import tensorflow as tf
 
+from dreamer.step import ascent_step
 
-class GradientStep:
-    """`step(images) -> (gradients, scores)` for a batch of images of any size, traced once.
 
-    `traces` counts how often TensorFlow traced the function (1 across all octaves and sizes).
-    With `xla=True` the step is XLA-compiled (once per distinct tile shape).
+class TensorFlowStepper:
+    """Advances a dream by a few steps, one `tf.function` call per tile batch and step.
+
+    `traces` counts how often TensorFlow traced the gradient (1 across all octaves and sizes).
+    With `xla=True` the gradient is XLA-compiled (once per distinct tile shape).
     """
+
+    bucket = None  # TensorFlow takes any size without retracing: no padding needed
 
     def __init__(self, extract, objective, xla: bool = False):
         self.traces = 0
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)], jit_compile=xla,
                      reduce_retracing=True)
-        def step(images):
+        def gradient(images):
             self.traces += 1
             with tf.GradientTape() as tape:
                 tape.watch(images)
@@ -23,7 +27,11 @@ class GradientStep:
                 total = tf.reduce_sum(scores)
             return tape.gradient(total, images), scores
 
-        self._step = step
+        self.gradient = gradient
 
-    def __call__(self, images):
-        return self._step(images)
+    def advance(self, image, shifts, step_size: float, tile_size: int, batch: int = 1):
+        """Take one ascent step per (dy, dx) in `shifts`; return (image, last score)."""
+        score = None
+        for dy, dx in shifts:
+            image, score = ascent_step(self.gradient, image, (int(dy), int(dx)), step_size, tile_size, batch)
+        return image, score

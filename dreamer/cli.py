@@ -1,6 +1,7 @@
 """The `dreamer` command: render photos into dreaming GIFs, list styles and layers."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--tile-size", type=int, help="tile side for big images (512)")
     render.add_argument("--seed", type=int, default=0, help="random seed: same seed, same GIF (0)")
     render.add_argument("--precision", choices=PRECISIONS, help="network precision (auto)")
+    render.add_argument("--backend", choices=("tensorflow", "jax"),
+                        help="Keras backend (default: $KERAS_BACKEND, else tensorflow); jax is for GPUs")
     render.add_argument("--keep-colors", action="store_const", const=True,
                         help="dream the luminance only, keep the photo's colours")
     render.add_argument("--pingpong", action="store_true", help="loop forward then back")
@@ -48,8 +51,19 @@ def _output_paths(args, input_path: Path, style_name: str, many: bool) -> Path:
     return args.output
 
 
+def _use_backend(name: str | None) -> None:
+    """Select the Keras backend; it must happen before Keras is first imported."""
+    if name is None:
+        return
+    if "keras" in sys.modules and sys.modules["keras"].backend.backend() != name:
+        raise DreamerError(f"Keras was already loaded with another backend; set KERAS_BACKEND={name} instead")
+    os.environ["KERAS_BACKEND"] = name
+
+
 def _render(args) -> int:
     from tqdm import tqdm
+
+    _use_backend(args.backend)
 
     from dreamer.render import GifOptions, RenderOptions, render
     from dreamer.zoo import get_style
@@ -70,7 +84,7 @@ def _render(args) -> int:
                       leave=False, disable=None) as bar:
                 def on_step(done, total, score, bar=bar, style=style):
                     bar.set_postfix(octave=f"{(done - 1) // style.steps + 1}/{style.octaves}", score=f"{score:.2f}")
-                    bar.update(1)
+                    bar.update(done - bar.n)
                 try:
                     result = render(input_name, style, out, still, options, on_step=on_step)
                 except DreamerError as exc:
@@ -78,7 +92,7 @@ def _render(args) -> int:
                     print(f"error: {exc}", file=sys.stderr)
                     continue
             print(f"{out}  {result.frames} frames {result.width}x{result.height}  "
-                  f"{result.precision}  {result.seconds:.1f}s")
+                  f"{result.backend} {result.precision}  {result.seconds:.1f}s")
     return 1 if failed else 0
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 from keras import ops
 
-from dreamer.tiles import rolled_gradient
 
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this would shrink the deepest layers to nothing
 
@@ -65,12 +64,21 @@ def keep_colors(dreamed: np.ndarray, original: np.ndarray) -> np.ndarray:
     return np.asarray(Image.merge("YCbCr", (y, cb, cr)).convert("RGB"))
 
 
-def dream(step, image: np.ndarray, schedule: Schedule, seed: int = 0, batch: int = 1, on_step=None):
-    """Dream `image` (uint8 H x W x 3) with the gradient `step`; yield `schedule.frame_count` uint8 frames.
+def _chunks(first_step: int, steps: int, every: int, total: int) -> list[int]:
+    """Split an octave's steps (global numbers first_step+1 ..) at the frame boundaries."""
+    cuts = [n for n in range(first_step + 1, first_step + steps + 1) if n % every == 0 or n == total]
+    if not cuts or cuts[-1] != first_step + steps:
+        cuts.append(first_step + steps)
+    return [b - a for a, b in zip([first_step] + cuts[:-1], cuts)]
+
+
+def dream(stepper, image: np.ndarray, schedule: Schedule, seed: int = 0, batch: int = 1, on_step=None):
+    """Dream `image` (uint8 H x W x 3) with a backend's `stepper`; yield `schedule.frame_count` uint8 frames.
 
     The first frame is the original, then one every `schedule.every` steps, the last the finished dream.
     Lower octaves are shown as the full-size original plus their upscaled detail, so the animation
-    stays sharp. `on_step(done, total, score)` is called after every step.
+    stays sharp. The steps between two frames go to the stepper in one call, with their random rolls.
+    `on_step(done, total, score)` is called after each call.
     """
     rng = np.random.default_rng(seed)
     base = ops.convert_to_tensor(image.astype(np.float32) / 127.5 - 1.0)
@@ -81,12 +89,10 @@ def dream(step, image: np.ndarray, schedule: Schedule, seed: int = 0, batch: int
     for shape in octave_shapes(*full_shape, schedule.octaves, schedule.octave_scale):
         base_octave = _resize(base, shape)
         current = base_octave if detail is None else base_octave + _resize(detail, shape)
-        for _ in range(schedule.steps):
-            shift = (int(rng.integers(shape[0])), int(rng.integers(shape[1])))
-            gradient, score = rolled_gradient(step, current, shift, schedule.tile_size, batch)
-            gradient = gradient / (ops.std(gradient) + 1e-8)
-            current = ops.clip(current + schedule.step_size * gradient, -1.0, 1.0)
-            done += 1
+        for count in _chunks(done, schedule.steps, schedule.every, schedule.total_steps):
+            shifts = np.stack([rng.integers(shape[0], size=count), rng.integers(shape[1], size=count)], axis=1)
+            current, score = stepper.advance(current, shifts, schedule.step_size, schedule.tile_size, batch)
+            done += count
             if on_step:
                 on_step(done, schedule.total_steps, float(score))
             if done % schedule.every == 0 or done == schedule.total_steps:

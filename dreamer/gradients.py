@@ -1,15 +1,19 @@
-"""Pick the gradient step written for the active Keras backend."""
+"""Pick the stepper written for the active Keras backend."""
 
 import keras
 
 from dreamer.errors import DreamerError
 
 
-def gradient_step(extract, objective, xla: bool = False):
-    """A callable `images -> (gradients, scores)` for the current Keras backend."""
+def make_stepper(extract, objective, xla: bool = False):
+    """An object with `advance(image, shifts, step_size, tile_size, batch) -> (image, score)`."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
-        from dreamer.backend_tf import GradientStep
+        from dreamer.backend_tf import TensorFlowStepper
 
-        return GradientStep(extract, objective, xla=xla)
-    raise DreamerError(f"the {backend} Keras backend is not supported yet; set KERAS_BACKEND=tensorflow")
+        return TensorFlowStepper(extract, objective, xla=xla)
+    if backend == "jax":
+        from dreamer.backend_jax import JaxStepper
+
+        return JaxStepper(extract, objective)
+    raise DreamerError(f"the {backend} Keras backend is not supported; set KERAS_BACKEND to tensorflow or jax")

@@ -5,10 +5,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
+
 from dreamer import objectives
 from dreamer.animate import encode_gif, save_still
 from dreamer.engine import Schedule, dream
-from dreamer.gradients import gradient_step
+from dreamer.gradients import make_stepper
 from dreamer.images import load_image, resize_to_long_side
 from dreamer.networks import load_network
 from dreamer.precision import resolve
@@ -44,6 +46,7 @@ class RenderResult:
     width: int
     height: int
     seconds: float
+    backend: str
     precision: str
 
 
@@ -59,11 +62,11 @@ def _dreamer_for(network: str, precision: str, layer_items: tuple, channel_items
     loaded = load_network(network, precision)
     objective = objectives.from_style_parts(dict(layer_items), dict(channel_items))
     extract = loaded.extractor(sorted(objective.layers))
-    return extract, objective, gradient_step(extract, objective)
+    return extract, objective, make_stepper(extract, objective)
 
 
 def prepare(style):
-    """(extract, objective, step) for a style, built once per network, precision and objective."""
+    """(extract, objective, stepper) for a style, built once per network, precision and objective."""
     return _dreamer_for(style.network, resolve(style.precision), tuple(sorted(style.layers.items())),
                         tuple(sorted(style.channels.items())))
 
@@ -72,8 +75,8 @@ def render(input_path, style, out_gif, still=None, options: RenderOptions = Rend
     """Dream `input_path` with `style` into the GIF `out_gif` (and the still `still`, if given)."""
     started = time.perf_counter()
     image = resize_to_long_side(load_image(input_path), options.size)
-    _, _, step = prepare(style)
-    frames = list(dream(step, image, schedule_of(style), seed=options.seed, batch=options.batch, on_step=on_step))
+    _, _, stepper = prepare(style)
+    frames = list(dream(stepper, image, schedule_of(style), seed=options.seed, batch=options.batch, on_step=on_step))
     gif = options.gif
     info = encode_gif(frames, out_gif, frame_ms=gif.frame_ms, hold_first_ms=gif.hold_first_ms,
                       hold_last_ms=gif.hold_last_ms, pingpong=gif.pingpong, palette=gif.palette, dither=gif.dither)
@@ -81,4 +84,4 @@ def render(input_path, style, out_gif, still=None, options: RenderOptions = Rend
         save_still(frames[-1], still)
     return RenderResult(gif=Path(out_gif), still=Path(still) if still else None, frames=len(frames),
                         width=info.width, height=info.height, seconds=time.perf_counter() - started,
-                        precision=resolve(style.precision))
+                        backend=keras.backend.backend(), precision=resolve(style.precision))

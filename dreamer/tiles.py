@@ -1,5 +1,7 @@
 """Tiled gradients: big images go through the network in fixed-size tiles under a random roll."""
 
+import math
+
 from keras import ops
 
 
@@ -12,32 +14,47 @@ def tile_starts(length: int, tile: int) -> list[int]:
     return starts + [length - tile]
 
 
-def tiled_gradient(step, image, tile_size: int, batch: int = 1):
+def bucketed(length: int, tile: int, bucket: int | None) -> int:
+    """The side a dimension is padded to before tiling: itself, or (with `bucket`) the next multiple of
+    `bucket` below the tile size, so a compiler sees a handful of shapes instead of one per octave."""
+    if bucket is None or length >= tile:
+        return length
+    return min(tile, math.ceil(length / bucket) * bucket)
+
+
+def periodic_pad(image, height: int, width: int):
+    """Extend `image` (H, W, C) periodically to (height, width): the same wrap-around as the roll."""
+    h, w = image.shape[0], image.shape[1]
+    if (h, w) == (height, width):
+        return image
+    return ops.tile(image, (math.ceil(height / h), math.ceil(width / w), 1))[:height, :width]
+
+
+def tiled_gradient(gradient, image, tile_size: int, batch: int = 1, bucket: int | None = None):
     """Gradient of the objective w.r.t. `image` (H, W, 3), computed tile by tile, `batch` tiles per call.
 
-    Returns (gradient of the image's shape, sum of the tiles' scores)."""
+    `gradient(tiles) -> (gradients, scores)`. Returns (gradient of the image's shape, sum of scores)."""
     height, width = image.shape[0], image.shape[1]
-    th, tw = min(tile_size, height), min(tile_size, width)
-    origins = [(y, x) for y in tile_starts(height, th) for x in tile_starts(width, tw)]
+    padded_h, padded_w = bucketed(height, tile_size, bucket), bucketed(width, tile_size, bucket)
+    padded = periodic_pad(image, padded_h, padded_w)
+    th, tw = min(tile_size, padded_h), min(tile_size, padded_w)
+    origins = [(y, x) for y in tile_starts(padded_h, th) for x in tile_starts(padded_w, tw)]
     if len(origins) == 1:
-        grads, scores = step(image[None])
-        return grads[0], ops.sum(scores)
-    gradient = ops.zeros_like(image)
+        grads, scores = gradient(padded[None])
+        return grads[0, :height, :width], ops.sum(scores)
+    result = ops.zeros_like(padded)
     total = 0.0
     for i in range(0, len(origins), batch):
         chunk = origins[i:i + batch]
-        tiles = ops.stack([image[y:y + th, x:x + tw] for y, x in chunk])
-        grads, scores = step(tiles)
+        grads, scores = gradient(ops.stack([padded[y:y + th, x:x + tw] for y, x in chunk]))
         total = total + ops.sum(scores)
-        for (y, x), grad in zip(chunk, ops.unstack(grads) if len(chunk) > 1 else [grads[0]]):
-            gradient = ops.slice_update(gradient, (y, x, 0), grad)
-    return gradient, total
+        for k, (y, x) in enumerate(chunk):
+            result = ops.slice_update(result, (y, x, 0), grads[k])
+    return result[:height, :width], total
 
 
-def rolled_gradient(step, image, shift, tile_size: int, batch: int = 1):
+def rolled_gradient(gradient, image, shift, tile_size: int, batch: int = 1, bucket: int | None = None):
     """The tiled gradient of `image` rolled by `shift` (dy, dx), rolled back: tile seams move each step."""
     rolled = ops.roll(image, shift, axis=(0, 1))
-    gradient, score = tiled_gradient(step, rolled, tile_size, batch)
-    return ops.roll(gradient, (-shift[0], -shift[1]), axis=(0, 1)), score
-
-
+    result, score = tiled_gradient(gradient, rolled, tile_size, batch, bucket)
+    return ops.roll(result, (-shift[0], -shift[1]), axis=(0, 1)), score

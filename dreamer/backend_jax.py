@@ -1,0 +1,49 @@
+"""The JAX backend: all the steps between two frames run in one compiled call.
+
+`jax.jit` of `jax.grad` through `model.stateless_call`, with the weights passed as arguments (not
+baked into the program as constants), and a `lax.fori_loop` over the steps whose roll offsets come
+in as an array. Images are padded to shape buckets so a render compiles a handful of programs.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from dreamer.step import ascent_step
+
+
+class JaxStepper:
+    """Advances a dream by a few steps in one compiled call; `compiles` counts the programs traced."""
+
+    bucket = 128
+
+    def __init__(self, extract, objective):
+        self.extract = extract
+        self.compiles = 0
+
+        def total(images, trainable, non_trainable):
+            activations, _ = extract.stateless_call(trainable, non_trainable, images)
+            scores = objective(activations)
+            return jnp.sum(scores), scores
+
+        gradient_of = jax.grad(total, has_aux=True)
+
+        def advance(image, shifts, trainable, non_trainable, step_size, tile_size, batch):
+            self.compiles += 1
+
+            def gradient(tiles):
+                return gradient_of(tiles, trainable, non_trainable)
+
+            def body(i, carry):
+                return ascent_step(gradient, carry[0], (shifts[i, 0], shifts[i, 1]), step_size, tile_size,
+                                   batch, self.bucket)
+
+            return jax.lax.fori_loop(0, shifts.shape[0], body, (image, jnp.float32(0.0)))
+
+        self._advance = jax.jit(advance, static_argnums=(4, 5, 6))
+
+    def advance(self, image, shifts, step_size: float, tile_size: int, batch: int = 1):
+        """Take one ascent step per (dy, dx) in `shifts`; return (image, last score)."""
+        return self._advance(jnp.asarray(image, jnp.float32), jnp.asarray(shifts, jnp.int32),
+                             [v.value for v in self.extract.trainable_variables],
+                             [v.value for v in self.extract.non_trainable_variables],
+                             float(step_size), int(tile_size), int(batch))
