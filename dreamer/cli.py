@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--every", type=int, help="a frame every N steps")
     render.add_argument("--tile-size", type=int, help="tile side for big images (512)")
     render.add_argument("--seed", type=int, default=0, help="random seed: same seed, same GIF (0)")
+    render.add_argument("--batch", type=int, default=1, help="tiles sent through the network together (1)")
     render.add_argument("--precision", choices=PRECISIONS, help="network precision (auto)")
     render.add_argument("--backend", choices=("tensorflow", "jax"),
                         help="Keras backend (default: $KERAS_BACKEND, else tensorflow); jax is for GPUs")
@@ -72,7 +73,7 @@ def _render(args) -> int:
                                       step_size=args.step_size, every=args.every, tile_size=args.tile_size,
                                       precision=args.precision, keep_colors=args.keep_colors)
               for name in (args.styles or ["vgg16-eyes"])]
-    options = RenderOptions(size=args.size, seed=args.seed,
+    options = RenderOptions(size=args.size, seed=args.seed, batch=args.batch,
                             gif=GifOptions(frame_ms=args.frame_ms, pingpong=args.pingpong, dither=args.dither))
     many = len(args.inputs) * len(styles) > 1
     failed = 0

@@ -93,3 +93,21 @@ def test_tile_starts_cover_the_length_with_full_tiles():
     assert tile_starts(1000, 512) == [0, 488]
     assert tile_starts(1024, 512) == [0, 512]
     assert tile_starts(1030, 512) == [0, 512, 518]
+
+
+def test_bfloat16_reaches_the_float32_gain():
+    image = photo(128)
+    gains = [gain(STYLE, image, run(STYLE.replace(precision=p), image)[-1]) for p in ("float32", "bfloat16")]
+    assert gains[0] > 3.0
+    assert gains[1] == pytest.approx(gains[0], rel=0.10)
+
+
+def test_batched_tiles_give_the_unbatched_frames():
+    image = photo(160)
+    style = STYLE.replace(tile_size=64, octaves=1, steps=3, every=1)
+    _, _, stepper = prepare(style)
+    one = list(engine.dream(stepper, image, schedule_of(style), seed=2, batch=1))
+    four = list(engine.dream(stepper, image, schedule_of(style), seed=2, batch=4))
+    assert len(one) == len(four) == 4
+    for a, b in zip(one, four):
+        assert np.abs(a.astype(int) - b).max() <= 2
