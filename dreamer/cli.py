@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="Keras backend (default: $KERAS_BACKEND, else tensorflow); jax is for GPUs")
     render.add_argument("--keep-colors", action="store_const", const=True,
                         help="dream the luminance only, keep the photo's colours")
+    render.add_argument("--zoom", type=float, metavar="F",
+                        help="endless tunnel: zoom into the centre by F (e.g. 1.03) before each frame")
     render.add_argument("--pingpong", action="store_true", help="loop forward then back")
     render.add_argument("--dither", action="store_true", help="Floyd-Steinberg dithering in the GIF")
     render.add_argument("--frame-ms", type=int, default=120, help="duration of each frame (120)")
@@ -73,7 +75,9 @@ def _render(args) -> int:
                                       step_size=args.step_size, every=args.every, tile_size=args.tile_size,
                                       precision=args.precision, keep_colors=args.keep_colors)
               for name in (args.styles or ["vgg16-eyes"])]
-    options = RenderOptions(size=args.size, seed=args.seed, batch=args.batch,
+    if args.zoom is not None and not 1.0 < args.zoom <= 2.0:
+        raise DreamerError(f"--zoom {args.zoom:g}: use a factor between 1 and 2, such as 1.03")
+    options = RenderOptions(size=args.size, seed=args.seed, batch=args.batch, zoom=args.zoom,
                             gif=GifOptions(frame_ms=args.frame_ms, pingpong=args.pingpong, dither=args.dither))
     many = len(args.inputs) * len(styles) > 1
     failed = 0

@@ -101,6 +101,33 @@ def dream(stepper, image: np.ndarray, schedule: Schedule, seed: int = 0, batch: 
         detail = current - base_octave
 
 
+def zoom_into(image, factor: float):
+    """Crop the centre 1/`factor` of `image` (H, W, 3) and scale it back to full size."""
+    height, width = image.shape[0], image.shape[1]
+    crop_h, crop_w = max(1, round(height / factor)), max(1, round(width / factor))
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return _resize(image[top:top + crop_h, left:left + crop_w], (height, width))
+
+
+def zoom_dream(stepper, image: np.ndarray, schedule: Schedule, factor: float, seed: int = 0, batch: int = 1,
+               on_step=None):
+    """The endless-tunnel animation: before each frame, zoom into the centre by `factor` and dream
+    `schedule.every` steps at full size. Yields `schedule.frame_count` frames, the first the original."""
+    rng = np.random.default_rng(seed)
+    current = ops.convert_to_tensor(image.astype(np.float32) / 127.5 - 1.0)
+    height, width = image.shape[:2]
+    yield image
+    for done in range(0, schedule.total_steps, schedule.every):
+        count = min(schedule.every, schedule.total_steps - done)
+        shifts = np.stack([rng.integers(height, size=count), rng.integers(width, size=count)], axis=1)
+        current, score = stepper.advance(zoom_into(current, factor), shifts, schedule.step_size,
+                                         schedule.tile_size, batch)
+        if on_step:
+            on_step(done + count, schedule.total_steps, float(score))
+        frame = to_uint8(current)
+        yield keep_colors(frame, image) if schedule.keep_colors else frame
+
+
 def objective_value(extract, objective, image: np.ndarray) -> float:
     """The objective of a whole uint8 image, in one pass (no tiles): what a dream should raise."""
     batch = ops.convert_to_tensor(image[None].astype(np.float32) / 127.5 - 1.0)

@@ -9,7 +9,7 @@ import keras
 
 from dreamer import objectives
 from dreamer.animate import encode_gif, save_still
-from dreamer.engine import Schedule, dream
+from dreamer.engine import Schedule, dream, zoom_dream
 from dreamer.gradients import make_stepper
 from dreamer.images import load_image, resize_to_long_side
 from dreamer.networks import load_network
@@ -35,6 +35,7 @@ class RenderOptions:
     size: int = 512
     seed: int = 0
     batch: int = 1
+    zoom: float | None = None  # zoom into the centre by this factor before each frame (the tunnel)
     gif: GifOptions = field(default_factory=GifOptions)
 
 
@@ -76,7 +77,12 @@ def render(input_path, style, out_gif, still=None, options: RenderOptions = Rend
     started = time.perf_counter()
     image = resize_to_long_side(load_image(input_path), options.size)
     _, _, stepper = prepare(style)
-    frames = list(dream(stepper, image, schedule_of(style), seed=options.seed, batch=options.batch, on_step=on_step))
+    if options.zoom:
+        frames = list(zoom_dream(stepper, image, schedule_of(style), options.zoom, seed=options.seed,
+                                 batch=options.batch, on_step=on_step))
+    else:
+        frames = list(dream(stepper, image, schedule_of(style), seed=options.seed, batch=options.batch,
+                            on_step=on_step))
     gif = options.gif
     info = encode_gif(frames, out_gif, frame_ms=gif.frame_ms, hold_first_ms=gif.hold_first_ms,
                       hold_last_ms=gif.hold_last_ms, pingpong=gif.pingpong, palette=gif.palette, dither=gif.dither)

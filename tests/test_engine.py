@@ -111,3 +111,15 @@ def test_batched_tiles_give_the_unbatched_frames():
     assert len(one) == len(four) == 4
     for a, b in zip(one, four):
         assert np.abs(a.astype(int) - b).max() <= 2
+
+
+def test_zoom_frames_count_size_and_zoom():
+    image = photo(96)
+    style = STYLE.replace(octaves=1, steps=6, every=2)
+    _, _, stepper = prepare(style)
+    frames = list(engine.zoom_dream(stepper, image, schedule_of(style), 1.2, seed=1))
+    assert len(frames) == schedule_of(style).frame_count == 4
+    assert all(f.shape == image.shape for f in frames)
+    # each frame is a zoom of the one before, plus a little dreaming: closer to the zoomed previous frame
+    zoomed = engine.to_uint8(engine.zoom_into(frames[1].astype(np.float32) / 127.5 - 1, 1.2))
+    assert np.abs(frames[2].astype(int) - zoomed).mean() < np.abs(frames[2].astype(int) - frames[1]).mean()
