@@ -1,0 +1,334 @@
+"""The gallery build: plan (render / reuse / delete), prepare the photos, render one job at a time.
+
+Planning reads only the inputs' bytes and site/manifest.json, so a build with nothing to render
+never imports TensorFlow. Each job ends with a status instead of raising; the manifest and the
+pages are rewritten after every finished render, so an interrupted build leaves a valid site
+and the next one resumes.
+"""
+
+import hashlib
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dreamer import ENGINE_VERSION
+from dreamer.atomic import atomic_path
+from dreamer.cache import Manifest, file_digest, keras_backend, photo_key, render_key, style_definition
+from dreamer.errors import DreamerError
+from dreamer.settings import ConfigError, Settings
+from dreamer.zoo import Style
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"}
+RENDERS, PHOTOS, MANIFEST = "renders", "photos", "manifest.json"
+
+
+def slug(text: str) -> str:
+    """A safe file-name stem for `text`: ASCII words of its stem and a short hash of all of it,
+    e.g. 'b-3f2a1c' for `<b>&"'.png`."""
+    ascii_text = unicodedata.normalize("NFKD", Path(text).stem).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:40].strip("-")
+    tag = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:6]
+    return f"{words}-{tag}" if words else tag
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: DreamerErrors as they are, others with their type."""
+    text = str(exc) if isinstance(exc, DreamerError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+@dataclass
+class Photo:
+    """One input file. `key` names its resized copy in site/photos; `error` is set if it is unusable."""
+
+    name: str
+    path: Path
+    sha256: str | None
+    key: str | None
+    error: str | None = None
+
+    @property
+    def file(self) -> str:
+        return f"{PHOTOS}/{self.key}.jpg"
+
+    @property
+    def slug(self) -> str:
+        return slug(self.name)
+
+
+@dataclass
+class Job:
+    """One (photo, style) pair. `action` is what the plan says, `status` what happened."""
+
+    photo: Photo
+    style: Style
+    key: str | None
+    action: str  # "render", "reuse", or "skip" (not selected by --only, nothing rendered yet)
+    status: str = "pending"  # then "rendered", "reused", "failed" or "skipped"
+    message: str = ""
+
+    @property
+    def gif(self) -> str:
+        return f"{RENDERS}/{self.key}.gif"
+
+    @property
+    def still(self) -> str:
+        return f"{RENDERS}/{self.key}.jpg"
+
+    @property
+    def label(self) -> str:
+        return f"{self.photo.name} · {self.style.name}"
+
+
+@dataclass
+class Plan:
+    """What a build will do: every photo, every (photo, style) job, and the files to delete."""
+
+    settings: Settings
+    manifest: Manifest
+    photos: list[Photo]
+    jobs: list[Job]
+    stale: list[Path]  # unreferenced files under site/renders and site/photos
+
+    def __post_init__(self):
+        self._index = {(j.photo.name, j.style.name): j for j in self.jobs}
+
+    def job(self, photo: Photo, style: Style) -> Job:
+        return self._index[(photo.name, style.name)]
+
+
+@dataclass
+class Summary:
+    """Counts of job statuses (for a dry run: what would happen), the failures, the site's size."""
+
+    rendered: int = 0
+    reused: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    site_bytes: int = 0
+    failures: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    jobs: list[Job] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def line(self) -> str:
+        if self.dry_run:
+            return (f"dry run: would render {self.rendered}, reuse {self.reused}, skip {self.skipped}, "
+                    f"delete {self.deleted} file(s)")
+        parts = [f"rendered {self.rendered}", f"reused {self.reused}", f"failed {self.failed}"]
+        if self.skipped:
+            parts.append(f"skipped {self.skipped}")
+        return ", ".join(parts) + f"; site {self.site_bytes / 1e6:.1f} MB"
+
+
+def list_inputs(folder: Path) -> list[Path]:
+    """The image files in `folder` (not hidden, by extension), sorted by name, relative to the
+    working directory where they are under it (error messages name them so)."""
+    if not folder.is_dir():
+        raise ConfigError(f"inputs: {folder} is not a folder; create it and put photos in it")
+    files = [p for p in folder.iterdir()
+             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
+    cwd = Path.cwd()
+    return [p.relative_to(cwd) if p.is_relative_to(cwd) else p
+            for p in sorted(files, key=lambda p: (p.name.casefold(), p.name))]
+
+
+def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
+    """Decide every job from the inputs' hashes and the manifest; touches no file."""
+    manifest = Manifest.load(settings.output / MANIFEST)
+    photos = []
+    for path in list_inputs(settings.inputs):
+        try:
+            sha = file_digest(path)
+        except OSError as exc:
+            photos.append(Photo(path.name, path, None, None, f"{path}: cannot be read ({exc.strerror})"))
+            continue
+        photos.append(Photo(path.name, path, sha, photo_key(sha, settings.size)))
+    only = set(only or ())
+    names = {s.name for s in settings.styles} | {p.name for p in photos} | {p.path.stem for p in photos}
+    for name in sorted(only - names):
+        raise ConfigError(f"--only {name!r} matches no style or input; styles: "
+                          f"{', '.join(s.name for s in settings.styles)}; inputs: "
+                          f"{', '.join(p.name for p in photos) or 'none'}")
+
+    options = settings.render_options()
+    jobs = []
+    for photo in photos:
+        for style in settings.styles:
+            key = render_key(photo.sha256, style, options) if photo.sha256 else None
+            cached = key is not None and _rendered(settings.output, manifest, key)
+            selected = not only or bool({style.name, photo.name, photo.path.stem} & only)
+            if selected and (force or not cached):
+                action = "render"
+            else:
+                action = "reuse" if cached else "skip"
+            jobs.append(Job(photo, style, key, action))
+
+    keep = {j.key for j in jobs} | {p.key for p in photos}
+    stale = [f for sub in (RENDERS, PHOTOS) if (settings.output / sub).is_dir()
+             for f in sorted((settings.output / sub).iterdir())
+             if f.is_file() and f.name.split(".")[0] not in keep]  # leftover .tmp files too
+    return Plan(settings, manifest, photos, jobs, stale)
+
+
+def _rendered(output: Path, manifest: Manifest, key: str) -> bool:
+    entry = manifest.renders.get(key)
+    return bool(entry) and (output / entry["gif"]).is_file() and (output / entry["still"]).is_file()
+
+
+def build(settings: Settings, force: bool = False, only=(), dry_run: bool = False, out=None) -> Summary:
+    """Build the site in settings.output; print progress to `out` (stdout) and a summary line."""
+    out = out or sys.stdout
+    plan = make_plan(settings, force=force, only=only)
+    if dry_run:
+        return _dry_run(plan, out)
+
+    from tqdm import tqdm
+
+    from dreamer import site
+
+    output, manifest = settings.output, plan.manifest
+    output.mkdir(parents=True, exist_ok=True)
+    for photo in plan.photos:
+        prepare_photo(photo, settings, manifest)
+        if photo.error:
+            print(f"error: {photo.error}", file=sys.stderr)
+    for job in plan.jobs:
+        if job.photo.error:
+            job.status, job.message = "failed", job.photo.error
+        elif job.action != "render":
+            job.status = {"reuse": "reused", "skip": "skipped"}[job.action]
+
+    # Forget what is no longer referenced, show the site as it is, then delete the old files.
+    keys = {j.key for j in plan.jobs}
+    manifest.renders = {k: v for k, v in manifest.renders.items() if k in keys}
+    manifest.photos = {k: v for k, v in manifest.photos.items() if k in {p.key for p in plan.photos}}
+    manifest.save(output / MANIFEST)
+    site.write_site(plan)
+    for path in plan.stale:
+        path.unlink(missing_ok=True)
+
+    todo = [j for j in plan.jobs if j.status == "pending"]
+    finished = set()  # keys rendered in this run: two inputs with the same bytes share a render
+    try:
+        with tqdm(total=len(todo), desc="gallery", unit="render", position=0, dynamic_ncols=True,
+                  disable=None if todo else True) as overall:
+            for job in todo:
+                if job.key in finished:
+                    job.status = "reused"
+                else:
+                    with tqdm(total=job.style.total_steps, desc=job.label, unit="step", position=1,
+                              leave=False, dynamic_ncols=True, disable=None) as bar:
+                        run_job(job, settings, manifest, on_step=_stepper(bar))
+                    _report(job, manifest, overall)
+                overall.update(1)
+                if job.status == "rendered":
+                    finished.add(job.key)
+                    manifest.save(output / MANIFEST)
+                    site.write_site(plan)
+    finally:
+        site.write_site(plan)
+
+    summary = Summary(jobs=plan.jobs)
+    for job in plan.jobs:
+        setattr(summary, job.status, getattr(summary, job.status) + 1)
+    summary.failures = list(dict.fromkeys(j.message for j in plan.jobs if j.status == "failed"))
+    summary.site_bytes = sum(f.stat().st_size for f in output.rglob("*") if f.is_file())
+    if summary.failures:
+        print(f"{len(summary.failures)} problem(s):", file=out)
+        for message in summary.failures:
+            print(f"  {message}", file=out)
+    print(summary.line() + f"; open {output / 'index.html'}", file=out)
+    return summary
+
+
+def _stepper(bar):
+    def on_step(done, total, score):
+        bar.set_postfix(score=f"{score:.3g}", refresh=False)
+        bar.update(1)
+    return on_step
+
+
+def _report(job: Job, manifest: Manifest, overall) -> None:
+    if job.status == "rendered":
+        entry = manifest.renders[job.key]
+        overall.write(f"rendered {job.label}: {entry['frames']} frames {entry['width']}x{entry['height']}, "
+                      f"{entry['seconds']:.1f} s")
+    else:
+        overall.write(f"error: {job.message}", file=sys.stderr)
+
+
+def prepare_photo(photo: Photo, settings: Settings, manifest: Manifest) -> None:
+    """Write the photo resized to the gallery size as site/photos/<key>.jpg, unless it is there;
+    an unusable photo gets `photo.error` (one line naming the file)."""
+    if photo.error or (photo.key in manifest.photos and (settings.output / photo.file).is_file()):
+        return
+    from PIL import Image
+
+    from dreamer.images import load_image, resize_to_long_side
+
+    try:
+        image = resize_to_long_side(load_image(photo.path), settings.size)
+    except DreamerError as exc:
+        photo.error = one_line(exc)
+        return
+    target = settings.output / photo.file
+    with atomic_path(target) as tmp:
+        Image.fromarray(image).save(tmp, "JPEG", quality=90, optimize=True)
+    manifest.photos[photo.key] = {"input": photo.name, "sha256": photo.sha256, "file": photo.file,
+                                  "width": image.shape[1], "height": image.shape[0],
+                                  "bytes": target.stat().st_size}
+
+
+def run_job(job: Job, settings: Settings, manifest: Manifest, on_step=None) -> Job:
+    """Render one job into site/renders and record it in the manifest; failures set its status."""
+    output = settings.output
+    try:
+        from dreamer import render as engine  # TensorFlow loads here, and only when something renders
+
+        options = engine.RenderOptions(size=settings.size, seed=settings.seed, batch=settings.batch,
+                                       gif=engine.GifOptions(**settings.gif))
+        result = engine.render(job.photo.path, job.style, output / job.gif, output / job.still, options,
+                               on_step=on_step)
+    except Exception as exc:  # one job's failure must not stop the gallery
+        job.status, job.message = "failed", f"{job.label}: {one_line(exc)}"
+        return job
+    manifest.renders[job.key] = {
+        "input": job.photo.name, "input_sha256": job.photo.sha256,
+        "style": job.style.name, "definition": style_definition(job.style),
+        "options": settings.render_options(), "precision": result.precision, "backend": keras_backend(),
+        "engine": ENGINE_VERSION, "frames": result.frames, "seconds": round(result.seconds, 2),
+        "width": result.width, "height": result.height,
+        "bytes": (output / job.gif).stat().st_size, "still_bytes": (output / job.still).stat().st_size,
+        "gif": job.gif, "still": job.still,
+    }
+    job.status = "rendered"
+    return job
+
+
+def _dry_run(plan: Plan, out) -> Summary:
+    summary = Summary(dry_run=True, jobs=plan.jobs)
+    for photo in plan.photos:
+        if photo.error:
+            print(f"error: {photo.error}", file=out)
+    for job in plan.jobs:
+        if job.photo.error:
+            summary.failed += 1
+        elif job.action == "render":
+            print(f"would render {job.label}", file=out)
+            summary.rendered += 1
+        elif job.action == "reuse":
+            summary.reused += 1
+        else:
+            summary.skipped += 1
+    for path in plan.stale:
+        print(f"would delete {path}", file=out)
+    summary.deleted = len(plan.stale)
+    print(summary.line(), file=out)
+    return summary

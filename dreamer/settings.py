@@ -1,0 +1,185 @@
+"""Gallery settings: one defaults dict, overridden from gallery.toml, validated once.
+
+    settings = load("gallery.toml")              # or, in tests:
+    settings = create_settings(size=64, styles=["vgg16-eyes"], style={"vgg16-eyes": {"steps": 2}})
+
+Paths in the file are relative to the file's folder. Every problem is a one-line ConfigError
+that names the file and the key.
+"""
+
+import copy
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from dreamer.errors import DreamerError, StyleError
+from dreamer.precision import PRECISIONS
+from dreamer.zoo import STYLES, Style, get_style
+
+DEFAULTS = {
+    "title": "Dreamer gallery",
+    "intro": "",
+    "credits": "",
+    "inputs": "inputs",
+    "output": "site",
+    "templates": None,  # a folder of templates overriding the built-in ones, file by file
+    "size": 384,  # long side of every GIF, still and photo in pixels
+    "seed": 0,
+    "batch": 1,  # tiles per network call: speed only, not part of the render key
+    "styles": ["vgg16-eyes", "vgg16-deep", "hed-edges", "effnet-lite0-objects"],
+    "style": {},  # name -> inline definition or changes to a zoo style
+    "gif": {
+        "frame_ms": 120,
+        "hold_first_ms": 1200,
+        "hold_last_ms": 2000,
+        "pingpong": False,
+        "palette": "auto",
+        "dither": False,
+    },
+}
+PALETTES = ("auto", "shared", "per-frame")
+MIN_SIZE, MAX_SIZE = 32, 4096
+
+
+class ConfigError(DreamerError):
+    """A gallery.toml that cannot be used: the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a build needs, checked: absolute paths, styles resolved to zoo Style objects."""
+
+    title: str
+    intro: str
+    credits: str
+    inputs: Path
+    output: Path
+    templates: Path | None
+    size: int
+    seed: int
+    batch: int
+    styles: tuple[Style, ...]
+    gif: dict
+    source: str = "settings"  # what error messages name: the config file, or "settings"
+
+    def render_options(self) -> dict:
+        """The render parameters that shape the pictures (part of every render key)."""
+        return {"size": self.size, "seed": self.seed, "gif": dict(self.gif)}
+
+
+def load(path) -> Settings:
+    """Read and validate a gallery.toml; paths in it are relative to its folder."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; create it or pass --config FILE") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return create_settings(root=path.resolve().parent, source=str(path), **data)
+
+
+def create_settings(root=".", source: str = "settings", **overrides) -> Settings:
+    """The defaults, overridden key by key (`gif` merges), validated. Tests build settings with it."""
+    data = copy.deepcopy(DEFAULTS)
+    for key, value in overrides.items():
+        if key not in DEFAULTS:
+            raise ConfigError(f"{source}: unknown key {key!r}; known keys: {', '.join(DEFAULTS)}")
+        if key == "gif" and isinstance(value, dict):
+            unknown = sorted(set(value) - set(DEFAULTS["gif"]))
+            if unknown:
+                raise ConfigError(f"{source}: unknown key 'gif.{unknown[0]}'; known: {', '.join(DEFAULTS['gif'])}")
+            data["gif"].update(value)
+        else:
+            data[key] = value
+    return _validated(data, Path(root).resolve(), source)
+
+
+def _validated(data: dict, root: Path, source: str) -> Settings:
+    def fail(key, problem):
+        raise ConfigError(f"{source}: {key}: {problem}")
+
+    def text(key):
+        if not isinstance(data[key], str):
+            fail(key, f"must be a string, got {data[key]!r}")
+        return data[key]
+
+    def integer(key, value, low, high):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            fail(key, f"must be an integer from {low} to {high}, got {value!r}")
+        return value
+
+    def folder(key):
+        value = data[key]
+        if not isinstance(value, (str, Path)) or not str(value).strip():
+            fail(key, f"must be a folder path, got {value!r}")
+        return (root / Path(value).expanduser()).resolve()
+
+    gif = data["gif"]
+    if not isinstance(gif, dict):
+        fail("gif", "must be a table of GIF options")
+    for key in ("frame_ms", "hold_first_ms", "hold_last_ms"):
+        integer(f"gif.{key}", gif[key], 10, 60_000)
+    for key in ("pingpong", "dither"):
+        if not isinstance(gif[key], bool):
+            fail(f"gif.{key}", f"must be true or false, got {gif[key]!r}")
+    if gif["palette"] not in PALETTES:
+        fail("gif.palette", f"must be one of {', '.join(PALETTES)}, got {gif['palette']!r}")
+
+    return Settings(
+        title=text("title"), intro=text("intro"), credits=text("credits"),
+        inputs=folder("inputs"), output=folder("output"),
+        templates=None if data["templates"] is None else folder("templates"),
+        size=integer("size", data["size"], MIN_SIZE, MAX_SIZE),
+        seed=integer("seed", data["seed"], 0, 2**32 - 1),
+        batch=integer("batch", data["batch"], 1, 256),
+        styles=_styles(data["styles"], data["style"], fail),
+        gif=dict(gif), source=source,
+    )
+
+
+def _styles(names, tables, fail) -> tuple[Style, ...]:
+    """Resolve the `styles` list: zoo names, changed by or defined in the `style.NAME` tables."""
+    if not isinstance(names, list) or not names:
+        fail("styles", "must be a non-empty list of style names")
+    if not isinstance(tables, dict):
+        fail("style", "must be a table of [style.NAME] tables")
+    styles = []
+    for name in names:
+        if isinstance(name, Style):  # create_settings(styles=[Style(...)]) in code and tests
+            styles.append(name.validated())
+            continue
+        if not isinstance(name, str) or not name.strip():
+            fail("styles", f"every entry must be a style name, got {name!r}")
+        if name in [s.name for s in styles]:
+            fail("styles", f"{name!r} is listed twice")
+        table = tables.get(name)
+        try:
+            styles.append(_style(name, table) if table is not None else get_style(name))
+        except StyleError as exc:
+            fail("styles" if table is None else f"style.{name}", str(exc))
+        except (TypeError, ValueError) as exc:
+            fail(f"style.{name}", f"bad value ({exc})")
+        if styles[-1].precision not in PRECISIONS:
+            fail(f"style.{name}.precision", f"must be one of {', '.join(PRECISIONS)}, got {styles[-1].precision!r}")
+    for name in tables:
+        if name not in names:
+            fail(f"style.{name}", f"defined but not listed in styles; add {name!r} to styles or remove it")
+    return tuple(styles)
+
+
+def _style(name: str, table) -> Style:
+    """A style from its [style.NAME] table: `base` (or a zoo NAME) changed by the table's keys,
+    or, with `network` and `layers`, a style of its own."""
+    if not isinstance(table, dict):
+        raise StyleError(f"must be a table of style parameters, got {table!r}")
+    table = dict(table)
+    base = table.pop("base", name if name in STYLES and "network" not in table else None)
+    if "name" in table and table.pop("name") != name:
+        raise StyleError("its name is the table's name; remove the `name` key")
+    if base is None:
+        return Style.from_dict({"name": name, **table})
+    return Style.from_dict({**get_style(base).to_dict(), **table, "name": name})

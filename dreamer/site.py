@@ -1,0 +1,128 @@
+"""The static site: Jinja2 pages over a build plan. Index grid, a page per photo, a page per style.
+
+All pages sit flat in the output folder and link relatively (`index.html`, `renders/<key>.gif`),
+so the same files work from file:// and from a GitHub Pages project subpath.
+"""
+
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import jinja2
+
+from dreamer.atomic import write_bytes
+from dreamer.precision import resolve
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+_PAGE = re.compile(r"^(photo|style)-[a-z0-9-]+\.html$")
+
+
+def page_name(kind: str, name: str) -> str:
+    """The file of a photo's or a style's page: `photo-chelsea-1a2b3c.html`."""
+    from dreamer.gallery import slug
+
+    return f"{kind}-{slug(name)}.html"
+
+
+def environment(settings) -> jinja2.Environment:
+    """Templates from settings.templates (if set) over the built-in ones, autoescaped."""
+    folders = [str(f) for f in (settings.templates, TEMPLATES) if f is not None]
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(folders), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    env.filters["url"] = lambda path: quote(str(path), safe="/#")
+    return env
+
+
+def style_info(style) -> list[tuple[str, str]]:
+    """(label, value) rows describing a style: its model, layers and parameters."""
+    rows = [("network", style.network),
+            ("layers", ", ".join(f"{name} ×{weight:g}" for name, weight in style.layers.items()))]
+    if style.channels:
+        rows.append(("channels", "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in style.channels.items())))
+    rows += [("octaves", f"{style.octaves}, scale {style.octave_scale:g}"),
+             ("steps", f"{style.steps} per octave, step size {style.step_size:g}"),
+             ("frames", f"one every {style.every} steps"),
+             ("precision", resolve(style.precision))]
+    if style.keep_colors:
+        rows.append(("colours", "kept from the photo"))
+    return rows
+
+
+def _context(plan) -> dict:
+    settings, manifest, output = plan.settings, plan.manifest, plan.settings.output
+    columns = [{"name": s.name, "page": page_name("style", s.name), "description": s.description,
+                "network": s.network, "info": style_info(s)} for s in settings.styles]
+    rows = []
+    for photo in plan.photos:
+        entry = manifest.photos.get(photo.key) if photo.key else None
+        original = None
+        if entry and (output / entry["file"]).is_file():
+            original = {"src": entry["file"], "width": entry["width"], "height": entry["height"],
+                        "alt": f"{photo.name}, the original photo"}
+        row = {"name": photo.name, "page": page_name("photo", photo.name), "original": original,
+               "error": photo.error}
+        row["cells"] = [_cell(plan.job(photo, style), row, column, manifest, output)
+                        for style, column in zip(settings.styles, columns)]
+        rows.append(row)
+    for i, column in enumerate(columns):
+        column["cells"] = [row["cells"][i] for row in rows]
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", settings.intro) if p.strip()]
+    return {"site": {"title": settings.title, "intro": paragraphs, "credits": settings.credits},
+            "columns": columns, "rows": rows}
+
+
+def _cell(job, row, column, manifest, output: Path) -> dict:
+    cell = {"row": row, "column": column, "state": "pending", "message": "not rendered yet",
+            "width": (row["original"] or {}).get("width", 4), "height": (row["original"] or {}).get("height", 3)}
+    entry = manifest.renders.get(job.key) if job.key else None
+    if entry and (output / entry["gif"]).is_file() and (output / entry["still"]).is_file():
+        cell.update(state="ready", gif=entry["gif"], still=entry["still"], width=entry["width"],
+                    height=entry["height"], frames=entry["frames"], seconds=entry["seconds"],
+                    alt=f"{row['name']} dreamed with {column['name']}")
+    elif job.status == "failed":
+        cell.update(state="failed", message=job.message)
+    return cell
+
+
+def write_site(plan) -> list[Path]:
+    """Write every page, the static files and .nojekyll; remove pages of photos and styles now gone.
+    Files whose content is unchanged are left alone."""
+    output = plan.settings.output
+    env = environment(plan.settings)
+    context = _context(plan)
+    pages = {}
+    rows = context["rows"]
+    for i, row in enumerate(rows):
+        pages[row["page"]] = env.get_template("photo.html").render(
+            page="photo", row=row, previous=rows[i - 1] if i else None,
+            next=rows[i + 1] if i + 1 < len(rows) else None, **context)
+    for column in context["columns"]:
+        pages[column["page"]] = env.get_template("style.html").render(page="style", column=column, **context)
+    pages["index.html"] = env.get_template("index.html").render(page="index", **context)
+
+    # What a page links to is written before it (static files, new pages, the other pages, the index)
+    # and old pages go last, so an interruption at any point leaves no broken link from the index.
+    for folder in (TEMPLATES, plan.settings.templates):
+        if folder is not None and (folder / "static").is_dir():
+            for source in sorted((folder / "static").iterdir()):
+                if source.is_file():
+                    _write_if_changed(output / "static" / source.name, source.read_bytes())
+    _write_if_changed(output / ".nojekyll", b"")
+    order = sorted(pages, key=lambda name: (name == "index.html", (output / name).exists()))
+    written = [_write_if_changed(output / name, pages[name].encode("utf-8")) for name in order]
+    for old in output.iterdir():
+        if _PAGE.match(old.name) and old.name not in pages:
+            old.unlink(missing_ok=True)
+    return written
+
+
+def _write_if_changed(path: Path, data: bytes) -> Path:
+    try:
+        if path.read_bytes() == data:
+            return path
+    except OSError:
+        pass
+    write_bytes(path, data)
+    return path
+

@@ -1,0 +1,77 @@
+"""Fixtures for the gallery tests: a tiny gallery (two photos, two fast VGG16 styles, 64 px) and a
+checker that a built site is whole (every page's links and images resolve, nothing absolute)."""
+
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_TOML = """\
+title = "Tiny <gallery> & friends"
+intro = "A test gallery."
+size = 64
+styles = ["vgg16-eyes", "vgg16-deep"]
+[style.vgg16-eyes]
+octaves = 1
+steps = 2
+every = 2
+[style.vgg16-deep]
+octaves = 1
+steps = 2
+every = 2
+"""
+
+
+def make_tiny(folder: Path, toml: str = TINY_TOML, photos=("chelsea.jpg", "coffee.jpg")) -> Path:
+    """Fill `folder` with gallery.toml and inputs/ holding `photos` from the repository's inputs/."""
+    (folder / "inputs").mkdir(parents=True, exist_ok=True)
+    for name in photos:
+        shutil.copyfile(REPO / "inputs" / name, folder / "inputs" / name)
+    (folder / "gallery.toml").write_text(toml)
+    return folder
+
+
+@pytest.fixture
+def tiny_gallery(tmp_path):
+    """A folder with gallery.toml (64 px, 2 styles of 2 steps) and inputs/ holding chelsea and coffee."""
+    return make_tiny(tmp_path)
+
+
+class _Refs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("href", "src", "data-gif", "data-still") and value is not None:
+                self.refs.append((tag, name, value))
+
+
+def page_refs(page: Path) -> list[tuple[str, str, str]]:
+    """(tag, attribute, value) of every link and image in an HTML file."""
+    parser = _Refs()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.refs
+
+
+def check_site(site: Path) -> dict:
+    """Assert the site is whole: index and manifest parse, every local href/src of every page is a
+    relative link to a file that exists, and no link leaves the site. Returns the manifest."""
+    manifest = json.loads((site / "manifest.json").read_text())
+    assert (site / "index.html").is_file() and (site / ".nojekyll").is_file()
+    for page in site.glob("*.html"):
+        for tag, attr, value in page_refs(page):
+            if value.startswith("data:"):
+                continue
+            parts = urlsplit(value)
+            assert not parts.scheme and not parts.netloc and not value.startswith("/"), (page.name, value)
+            target = site / unquote(parts.path)
+            assert target.is_file(), f"{page.name}: <{tag} {attr}={value!r}> points to a missing file"
+    for key, entry in manifest["renders"].items():
+        assert (site / entry["gif"]).is_file() and (site / entry["still"]).is_file(), key
+    return manifest

@@ -1,0 +1,92 @@
+"""gallery.toml: defaults, overrides, inline styles, and one-line errors that name the key."""
+
+import pytest
+
+from dreamer.settings import DEFAULTS, ConfigError, create_settings, load
+from dreamer.zoo import STYLES, Style
+
+from conftest import REPO
+
+
+def write(tmp_path, text):
+    path = tmp_path / "gallery.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_valid_and_use_the_zoo(tmp_path):
+    settings = create_settings(root=tmp_path)
+    assert settings.size == 384 and settings.seed == 0
+    assert [s.name for s in settings.styles] == DEFAULTS["styles"]
+    assert settings.styles[0] is STYLES["vgg16-eyes"]
+    assert settings.inputs == tmp_path / "inputs" and settings.output == tmp_path / "site"
+    assert settings.gif["frame_ms"] == 120
+
+
+def test_the_shipped_gallery_toml_loads():
+    settings = load(REPO / "gallery.toml")
+    assert len(settings.styles) >= 4 and len({s.network for s in settings.styles}) >= 2
+    assert settings.inputs == REPO / "inputs" and settings.output == REPO / "site"
+
+
+def test_style_tables_change_derive_and_define_styles(tmp_path):
+    settings = load(write(tmp_path, """
+        size = 96
+        inputs = "photos"
+        styles = ["hed-edges", "eyes-strong", "mine"]
+        [gif]
+        pingpong = true
+        [style.hed-edges]
+        steps = 3
+        [style.eyes-strong]
+        base = "vgg16-eyes"
+        step_size = 0.05
+        [style.mine]
+        network = "vgg16"
+        layers = { block3_conv1 = 1.0, block4_conv1 = 0.5 }
+        octaves = 2
+    """))
+    hed, strong, mine = settings.styles
+    assert hed == STYLES["hed-edges"].replace(steps=3)
+    assert strong.name == "eyes-strong" and strong.layers == STYLES["vgg16-eyes"].layers and strong.step_size == 0.05
+    assert mine == Style("mine", "vgg16", {"block3_conv1": 1.0, "block4_conv1": 0.5}, octaves=2)
+    assert settings.gif["pingpong"] is True and settings.gif["frame_ms"] == 120  # gif merges with defaults
+    assert settings.size == 96 and settings.inputs == tmp_path / "photos"
+
+
+def test_create_settings_takes_style_objects():
+    style = STYLES["vgg16-eyes"].replace(steps=2)
+    assert create_settings(styles=[style], size=64).styles == (style,)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("colour = 'red'", "unknown key 'colour'"),
+    ("size = 'big'", "size: must be an integer from 32 to 4096, got 'big'"),
+    ("size = 10", "size: must be an integer"),
+    ("seed = -1", "seed: must be an integer"),
+    ("title = 3", "title: must be a string"),
+    ("styles = []", "styles: must be a non-empty list"),
+    ("styles = ['vgg16-eyez']", "styles: unknown style 'vgg16-eyez'; did you mean vgg16-eyes"),
+    ("styles = ['vgg16-eyes', 'vgg16-eyes']", "styles: 'vgg16-eyes' is listed twice"),
+    ("[gif]\npalette = 'fancy'", "gif.palette: must be one of"),
+    ("[gif]\nloops = 2", "unknown key 'gif.loops'"),
+    ("[gif]\nframe_ms = 0", "gif.frame_ms: must be an integer"),
+    ("[gif]\ndither = 'yes'", "gif.dither: must be true or false"),
+    ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nsteps = 0", "style.vgg16-eyes: style 'vgg16-eyes': steps must be"),
+    ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nsteep = 3", "unknown key 'steep'"),
+    ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nprecision = 'fp8'", "style.vgg16-eyes.precision: must be one of"),
+    ("styles = ['mine']\n[style.mine]\nnetwork = 'vgg16'", "style.mine: style 'mine': missing key 'layers'"),
+    ("styles = ['vgg16-eyes']\n[style.mine]\nbase = 'vgg16-eyes'", "style.mine: defined but not listed in styles"),
+    ("size = ", "not valid TOML"),
+])
+def test_bad_config_is_one_line_naming_the_key(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, text))
+    message = str(info.value)
+    assert expected in message and "\n" not in message
+    assert message.startswith(str(tmp_path / "gallery.toml"))
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="gallery.toml: not found"):
+        load(tmp_path / "gallery.toml")
