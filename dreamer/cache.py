@@ -53,11 +53,18 @@ def _hash(data) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:KEY_CHARS]
 
 
+def _neutral(value) -> bool:
+    """An option that is off: None, False or empty. Adding a new option that is off by default to
+    Style must not change the key of every existing render."""
+    return value is None or value is False or (isinstance(value, (str, dict, list, tuple)) and not value)
+
+
 def render_key(input_sha256: str, style, options: dict) -> str:
     """The key of dreaming these bytes with this style and these render options.
 
-    The style's name and description are left out: renaming a style or rewording it reuses its renders."""
-    definition = {k: v for k, v in style_definition(style).items() if k not in _COSMETIC}
+    The style's name and description are left out: renaming a style or rewording it reuses its renders.
+    So are options that are off, so that a new option, off by default, keeps the old keys."""
+    definition = {k: v for k, v in style_definition(style).items() if k not in _COSMETIC and not _neutral(v)}
     return _hash({"input": input_sha256, "style": definition, "options": options,
                   "engine": ENGINE_VERSION, "backend": keras_backend()})
 
