@@ -8,6 +8,7 @@ in as an array. Images are padded to shape buckets so a render compiles a handfu
 import jax
 import jax.numpy as jnp
 
+from dreamer.objectives import INPUT
 from dreamer.step import ascent_step
 
 
@@ -22,12 +23,12 @@ class JaxStepper:
 
         def total(images, trainable, non_trainable):
             activations, _ = extract.stateless_call(trainable, non_trainable, images)
-            scores = objective(activations)
+            scores = objective({**activations, INPUT: images})
             return jnp.sum(scores), scores
 
         gradient_of = jax.grad(total, has_aux=True)
 
-        def advance(image, shifts, trainable, non_trainable, step_size, tile_size, batch):
+        def advance(image, shifts, trainable, non_trainable, step_size, tile_size, batch, lapnorm):
             self.compiles += 1
 
             def gradient(tiles):
@@ -35,15 +36,27 @@ class JaxStepper:
 
             def body(i, carry):
                 return ascent_step(gradient, carry[0], (shifts[i, 0], shifts[i, 1]), step_size, tile_size,
-                                   batch, self.bucket)
+                                   batch, lapnorm, self.bucket)
 
             return jax.lax.fori_loop(0, shifts.shape[0], body, (image, jnp.float32(0.0)))
 
-        self._advance = jax.jit(advance, static_argnums=(4, 5, 6))
+        self._advance = jax.jit(advance, static_argnums=(4, 5, 6, 7))
 
-    def advance(self, image, shifts, step_size: float, tile_size: int, batch: int = 1):
+    def advance(self, image, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
         """Take one ascent step per (dy, dx) in `shifts`; return (image, last score)."""
         return self._advance(jnp.asarray(image, jnp.float32), jnp.asarray(shifts, jnp.int32),
                              [v.value for v in self.extract.trainable_variables],
                              [v.value for v in self.extract.non_trainable_variables],
-                             float(step_size), int(tile_size), int(batch))
+                             float(step_size), int(tile_size), int(batch), bool(lapnorm))
+
+
+def parameter_gradient(loss):
+    """`step(params, *args) -> (d loss / d params, loss)` for a scalar `loss(params, *args)`, compiled once
+    per argument shape (the network's weights are baked in as constants)."""
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+
+    def step(params, *args):
+        value, gradient = value_and_grad(params, *args)
+        return gradient, value
+
+    return step

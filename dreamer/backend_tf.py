@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from dreamer.objectives import evaluate
 from dreamer.step import ascent_step
 
 
@@ -23,15 +24,30 @@ class TensorFlowStepper:
             self.traces += 1
             with tf.GradientTape() as tape:
                 tape.watch(images)
-                scores = objective(extract(images))
+                scores = evaluate(objective, extract, images)
                 total = tf.reduce_sum(scores)
             return tape.gradient(total, images), scores
 
         self.gradient = gradient
 
-    def advance(self, image, shifts, step_size: float, tile_size: int, batch: int = 1):
+    def advance(self, image, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
         """Take one ascent step per (dy, dx) in `shifts`; return (image, last score)."""
         score = None
         for dy, dx in shifts:
-            image, score = ascent_step(self.gradient, image, (int(dy), int(dx)), step_size, tile_size, batch)
+            image, score = ascent_step(self.gradient, image, (int(dy), int(dx)), step_size, tile_size, batch,
+                                       lapnorm)
         return image, score
+
+
+def parameter_gradient(loss):
+    """`step(params, *args) -> (d loss / d params, loss)` for a scalar `loss(params, *args)`, traced once
+    per argument shape: the gradient of a render loop that optimises parameters, not pixels."""
+
+    @tf.function(reduce_retracing=True)
+    def step(params, *args):
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            value = loss(params, *args)
+        return tape.gradient(value, params), value
+
+    return step

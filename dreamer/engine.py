@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from keras import ops
 
+from dreamer.objectives import evaluate
+
 
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this would shrink the deepest layers to nothing
 
@@ -24,6 +26,7 @@ class Schedule:
     every: int
     tile_size: int = 512
     keep_colors: bool = False
+    lapnorm: bool = False  # Laplacian-pyramid gradient normalisation instead of one standard deviation
 
     @property
     def total_steps(self) -> int:
@@ -91,7 +94,8 @@ def dream(stepper, image: np.ndarray, schedule: Schedule, seed: int = 0, batch: 
         current = base_octave if detail is None else base_octave + _resize(detail, shape)
         for count in _chunks(done, schedule.steps, schedule.every, schedule.total_steps):
             shifts = np.stack([rng.integers(shape[0], size=count), rng.integers(shape[1], size=count)], axis=1)
-            current, score = stepper.advance(current, shifts, schedule.step_size, schedule.tile_size, batch)
+            current, score = stepper.advance(current, shifts, schedule.step_size, schedule.tile_size, batch,
+                                             schedule.lapnorm)
             done += count
             if on_step:
                 on_step(done, schedule.total_steps, float(score))
@@ -121,7 +125,7 @@ def zoom_dream(stepper, image: np.ndarray, schedule: Schedule, factor: float, se
         count = min(schedule.every, schedule.total_steps - done)
         shifts = np.stack([rng.integers(height, size=count), rng.integers(width, size=count)], axis=1)
         current, score = stepper.advance(zoom_into(current, factor), shifts, schedule.step_size,
-                                         schedule.tile_size, batch)
+                                         schedule.tile_size, batch, schedule.lapnorm)
         if on_step:
             on_step(done + count, schedule.total_steps, float(score))
         frame = to_uint8(current)
@@ -131,4 +135,4 @@ def zoom_dream(stepper, image: np.ndarray, schedule: Schedule, factor: float, se
 def objective_value(extract, objective, image: np.ndarray) -> float:
     """The objective of a whole uint8 image, in one pass (no tiles): what a dream should raise."""
     batch = ops.convert_to_tensor(image[None].astype(np.float32) / 127.5 - 1.0)
-    return float(ops.sum(objective(extract(batch))))
+    return float(ops.sum(evaluate(objective, extract, batch)))

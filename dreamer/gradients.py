@@ -17,3 +17,17 @@ def make_stepper(extract, objective, xla: bool = False):
 
         return JaxStepper(extract, objective)
     raise DreamerError(f"the {backend} Keras backend is not supported; set KERAS_BACKEND to tensorflow or jax")
+
+
+def parameter_gradient(loss):
+    """A callable `(params, *args) -> (gradient w.r.t. params, loss)` for a scalar `loss(params, *args)`."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        from dreamer.backend_tf import parameter_gradient
+
+        return parameter_gradient(loss)
+    if backend == "jax":
+        from dreamer.backend_jax import parameter_gradient
+
+        return parameter_gradient(loss)
+    raise DreamerError(f"the {backend} Keras backend is not supported; set KERAS_BACKEND to tensorflow or jax")

@@ -1,15 +1,22 @@
 """Objectives: functions of a network's activations to one score per image, composable like maths.
 
-`0.5 * layer("block4_conv3") + layer("block5_conv2", channels=[7])` reads as it computes.
+`0.5 * layer("block4_conv3") + layer("block5_conv2", channels=[7])` reads as it computes, and so does
+`class_logit("banana") - 0.1 * total_variation()`. The activations are a dict {layer name: (B, H, W, C)};
+`evaluate` adds the network's input images under INPUT, for objectives of the image itself.
 """
 
+import difflib
 from dataclasses import dataclass
 from typing import Callable
+
+from dreamer.errors import StyleError
+
+INPUT = "input"  # the key of the network's input images (B, H, W, 3) in [-1, 1] among the activations
 
 
 @dataclass(frozen=True)
 class Objective:
-    """Maps {layer: activations (B, H, W, C)} to a float32 score per image, shape (B,)."""
+    """Maps {layer: activations (B, H, W, C) or (B, C)} to a float32 score per image, shape (B,)."""
 
     fn: Callable
     layers: frozenset
@@ -47,10 +54,96 @@ def layer(name: str, channels=None) -> Objective:
     return Objective(fn, frozenset([name]), label)
 
 
-def from_style_parts(layers: dict, channels: dict) -> Objective:
-    """The weighted sum of layer objectives that a zoo style describes: {layer: weight}, {layer: channels}."""
-    terms = [weight * layer(name, channels.get(name)) for name, weight in layers.items()]
-    total = terms[0]
-    for term in terms[1:]:
+def weighted_sum(terms) -> Objective:
+    """The sum of some objectives (at least one)."""
+    total, *rest = terms
+    for term in rest:
         total = total + term
     return total
+
+
+def from_style_parts(layers: dict, channels: dict) -> Objective:
+    """The weighted sum of layer objectives that a zoo style describes: {layer: weight}, {layer: channels}."""
+    return weighted_sum(weight * layer(name, channels.get(name)) for name, weight in layers.items())
+
+
+def from_guide(image, layers: dict, extract) -> Objective:
+    """A style's layers ({layer: weight}) each scored by `guide` toward the photo `image` (uint8)."""
+    return weighted_sum(weight * guide(image, name, extract) for name, weight in layers.items())
+
+
+def evaluate(objective: Objective, extract, images):
+    """The objective's scores (B,) for `images`: the extractor's activations plus the images under INPUT.
+
+    An objective of the images alone (no layers) needs no network: `extract` may then be None."""
+    return objective({**(extract(images) if objective.layers else {}), INPUT: images})
+
+
+def channel(name: str, k: int) -> Objective:
+    """The mean activation of channel `k` of a layer."""
+    return Objective(layer(name, [k]).fn, frozenset([name]), f"channel({name!r}, {k})")
+
+
+def class_index(name_or_index, classes) -> int:
+    """The index of a class given by name (case and spaces ignored) or index, or a one-line StyleError.
+
+    A name that two classes share (ImageNet's "crane", "maillot") means the first; use the index for the other.
+    """
+    text = str(name_or_index).strip()
+    if text.isdigit() and int(text) < len(classes):
+        return int(text)
+    key = text.lower().replace(" ", "_").replace("-", "_")
+    names = [c.lower() for c in classes]
+    if key in names:
+        return names.index(key)
+    close = difflib.get_close_matches(key, names, n=4)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; give a name or an index 0-{len(classes) - 1}"
+    raise StyleError(f"unknown class {text!r}{hint}")
+
+
+def class_logit(name_or_index, classes=None, logits: str = "logits") -> Objective:
+    """The logit of one class in the network's `logits` layer (by default EfficientNet-Lite0's ImageNet head)."""
+    from keras import ops
+
+    if classes is None:
+        from dreamer.networks.efficientnet_lite import IMAGENET_CLASSES as classes
+    index = class_index(name_or_index, classes)
+
+    def fn(activations):
+        return ops.cast(activations[logits][:, index], "float32")
+
+    return Objective(fn, frozenset([logits]), f"class_logit({classes[index]!r})")
+
+
+def guide(image, name: str, extract) -> Objective:
+    """How far a layer's activations point the way a guide photo's do: dream toward that photo.
+
+    `image` is the guide (uint8 H x W x 3), `extract` maps images to activations (with `name`). Its
+    activations are computed once, here, and averaged over space to one vector per channel, so the
+    guide and the dreamed image may differ in size. The score is the dot product of the dreamed
+    image's spatially averaged activations with that vector scaled to unit length.
+    """
+    from keras import ops
+
+    guide_images = ops.convert_to_tensor(image[None].astype("float32") / 127.5 - 1.0)
+    target = ops.mean(ops.cast(extract(guide_images)[name], "float32"), axis=(1, 2))[0]
+    target = target / ops.maximum(ops.norm(target), 1e-12)
+
+    def fn(activations):
+        return ops.sum(ops.mean(ops.cast(activations[name], "float32"), axis=(1, 2)) * target, axis=-1)
+
+    return Objective(fn, frozenset([name]), f"guide({name!r})")
+
+
+def total_variation() -> Objective:
+    """The mean absolute difference between neighbouring pixels of the input image: subtract a little
+    of it (`- 0.05 * total_variation()`) to smooth a dream."""
+    from keras import ops
+
+    def fn(activations):
+        images = activations[INPUT]
+        dy = ops.mean(ops.abs(images[:, 1:] - images[:, :-1]), axis=(1, 2, 3))
+        dx = ops.mean(ops.abs(images[:, :, 1:] - images[:, :, :-1]), axis=(1, 2, 3))
+        return dy + dx
+
+    return Objective(fn, frozenset(), "total_variation()")

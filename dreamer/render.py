@@ -1,6 +1,7 @@
 """One photo + one style -> one dreaming GIF (and a still): loads, dreams, encodes."""
 
 import functools
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +12,12 @@ from dreamer import objectives
 from dreamer.animate import encode_gif, save_still
 from dreamer.engine import Schedule, dream, zoom_dream
 from dreamer.gradients import make_stepper
+from dreamer.errors import InputError
 from dreamer.images import load_image, resize_to_long_side
 from dreamer.networks import load_network
+from dreamer.parameterization import noise_image
 from dreamer.precision import resolve
+from dreamer.visualize import recipe_for, visualize
 
 
 @dataclass(frozen=True)
@@ -55,34 +59,70 @@ def schedule_of(style) -> Schedule:
     """The engine's schedule for a style."""
     return Schedule(octaves=style.octaves, octave_scale=style.octave_scale, steps=style.steps,
                     step_size=style.step_size, every=style.every, tile_size=style.tile_size,
-                    keep_colors=style.keep_colors)
+                    keep_colors=style.keep_colors, lapnorm=style.lapnorm)
 
 
 @functools.lru_cache(maxsize=8)
-def _dreamer_for(network: str, precision: str, layer_items: tuple, channel_items: tuple):
+def _dreamer_for(network: str, precision: str, layer_items: tuple, channel_items: tuple, target_class: str,
+                 guide: str):
     loaded = load_network(network, precision)
-    objective = objectives.from_style_parts(dict(layer_items), dict(channel_items))
-    extract = loaded.extractor(sorted(objective.layers))
+    layers = dict(layer_items)
+    if target_class:
+        objective = objectives.class_logit(target_class)
+        return loaded.extractor(sorted(objective.layers)), objective, None
+    extract = loaded.extractor(sorted(layers))
+    if guide:
+        objective = objectives.from_guide(resize_to_long_side(load_image(guide), 512), layers, extract)
+    else:
+        objective = objectives.from_style_parts(layers, dict(channel_items))
     return extract, objective, make_stepper(extract, objective)
 
 
 def prepare(style):
-    """(extract, objective, stepper) for a style, built once per network, precision and objective."""
+    """(extract, objective, stepper) for a style, built once per network, precision and objective.
+    A class style has no stepper: it renders with the visualisation recipe."""
     return _dreamer_for(style.network, resolve(style.precision), tuple(sorted(style.layers.items())),
-                        tuple(sorted(style.channels.items())))
+                        tuple(sorted(style.channels.items())), style.target_class, style.guide)
 
 
-def render(input_path, style, out_gif, still=None, options: RenderOptions = RenderOptions(), on_step=None):
-    """Dream `input_path` with `style` into the GIF `out_gif` (and the still `still`, if given)."""
-    started = time.perf_counter()
-    image = resize_to_long_side(load_image(input_path), options.size)
-    _, _, stepper = prepare(style)
+def noise_shape(name, long_side: int) -> tuple[int, int] | None:
+    """(height, width) of a `noise` input (a `long_side` square) or a `noise:WxH` one; None for a photo."""
+    match = re.fullmatch(r"noise(?::(\d+)x(\d+))?", str(name))
+    if match is None:
+        return None
+    width, height = (int(match[1]), int(match[2])) if match[1] else (long_side, long_side)
+    if not 1 <= min(width, height) <= max(width, height) <= 8192:
+        raise InputError(name, "a noise size must be between 1x1 and 8192x8192")
+    return height, width
+
+
+def input_image(name, long_side: int, seed: int = 0):
+    """The uint8 image of an input: a photo resized to `long_side`, or seeded static for `noise[:WxH]`."""
+    shape = noise_shape(name, long_side)
+    if shape is not None:
+        return noise_image(*shape, seed=seed)
+    return resize_to_long_side(load_image(name), long_side)
+
+
+def _frames(input_name, style, options: RenderOptions, on_step):
+    image = input_image(input_name, options.size, options.seed)
+    extract, objective, stepper = prepare(style)
+    if style.target_class:
+        recipe = recipe_for(style.steps, learning_rate=style.step_size, every=style.every, contrast=style.contrast)
+        photo = None if noise_shape(input_name, options.size) else image
+        return visualize(extract, objective, image.shape[:2], photo, recipe, options.seed, on_step)
     if options.zoom:
-        frames = list(zoom_dream(stepper, image, schedule_of(style), options.zoom, seed=options.seed,
-                                 batch=options.batch, on_step=on_step))
-    else:
-        frames = list(dream(stepper, image, schedule_of(style), seed=options.seed, batch=options.batch,
-                            on_step=on_step))
+        return zoom_dream(stepper, image, schedule_of(style), options.zoom, seed=options.seed,
+                          batch=options.batch, on_step=on_step)
+    return dream(stepper, image, schedule_of(style), seed=options.seed, batch=options.batch, on_step=on_step)
+
+
+def render(input_name, style, out_gif, still=None, options: RenderOptions = RenderOptions(), on_step=None):
+    """Dream `input_name` (a photo, or `noise[:WxH]`) with `style` into the GIF `out_gif` (and the still
+    `still`, if given). A class style dreams toward its class with the visualisation recipe (from
+    static with the spectrum decay, from a photo without); the others with the DeepDream engine."""
+    started = time.perf_counter()
+    frames = list(_frames(input_name, style, options, on_step))
     gif = options.gif
     info = encode_gif(frames, out_gif, frame_ms=gif.frame_ms, hold_first_ms=gif.hold_first_ms,
                       hold_last_ms=gif.hold_last_ms, pingpong=gif.pingpong, palette=gif.palette, dither=gif.dither)

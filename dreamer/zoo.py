@@ -10,7 +10,12 @@ from dreamer.errors import StyleError
 @dataclass(frozen=True)
 class Style:
     """One dreaming style. `layers` maps a layer name to its weight in the objective;
-    `channels` optionally restricts a layer to some of its channels."""
+    `channels` optionally restricts a layer to some of its channels.
+
+    A class style names a `target_class` (a name or index in the network's `logits`) instead of layers:
+    it renders with the visualisation recipe (visualize.py) from static or a photo, in one octave of
+    `steps` Adam steps with learning rate `step_size`.
+    """
 
     name: str
     network: str
@@ -23,7 +28,11 @@ class Style:
     every: int = 4  # a frame every `every` steps
     tile_size: int = 512
     keep_colors: bool = False
+    lapnorm: bool = False  # Laplacian-pyramid gradient normalisation (the TF1 tutorial's render_lapnorm)
     precision: str = "auto"
+    target_class: str = ""
+    contrast: bool = False  # stretch the frames' 1-99 % range to full range (class styles)
+    guide: str = ""  # a photo's path: dream toward its features on `layers` (objectives.from_guide)
     description: str = ""
 
     @property
@@ -43,10 +52,12 @@ class Style:
         unknown = sorted(set(data) - known)
         if unknown:
             raise StyleError(f"style {data.get('name', '?')!r}: unknown key {unknown[0]!r}")
-        missing = [k for k in ("name", "network", "layers") if k not in data]
+        data = {**data, "target_class": str(data.get("target_class", ""))}  # an index may come as a number
+        required = ("name", "network") if data["target_class"] else ("name", "network", "layers")
+        missing = [k for k in required if k not in data]
         if missing:
             raise StyleError(f"style {data.get('name', '?')!r}: missing key {missing[0]!r}")
-        data = dict(data)
+        data = {"layers": {}, **data}
         if isinstance(data["layers"], (list, tuple)):
             data["layers"] = {name: 1.0 for name in data["layers"]}
         data["channels"] = {k: tuple(int(c) for c in v) for k, v in data.get("channels", {}).items()}
@@ -59,8 +70,10 @@ class Style:
     def validated(self) -> "Style":
         """Return self if every parameter is in range, else raise StyleError naming the first bad one."""
         checks = [
-            ("layers", isinstance(self.layers, dict) and len(self.layers) > 0, "needs at least one layer"),
+            ("layers", isinstance(self.layers, dict) and (len(self.layers) > 0 or bool(self.target_class)),
+             "needs at least one layer (or a target_class)"),
             ("octaves", isinstance(self.octaves, int) and self.octaves >= 1, "must be an integer >= 1"),
+            ("octaves", not self.target_class or self.octaves == 1, "must be 1 in a class style"),
             ("octave_scale", 1.0 < self.octave_scale <= 3.0, "must be in (1, 3]"),
             ("steps", isinstance(self.steps, int) and self.steps >= 1, "must be an integer >= 1"),
             ("step_size", 0 < self.step_size <= 1, "must be in (0, 1]"),
@@ -86,6 +99,17 @@ STYLES: dict[str, Style] = {s.name: s for s in [
           description="EfficientNet-Lite0 block 5: swirling rounded shapes, scales and eyes"),
     Style("effnet-lite0-objects", "effnet-lite0", {"block11_project_bn": 1.0}, step_size=0.03,
           description="EfficientNet-Lite0 block 11: fine object parts and fur"),
+    Style("effnet-lite0-class", "effnet-lite0", {}, octaves=1, steps=250, step_size=0.05, every=10,
+          target_class="banana", contrast=True,
+          description="EfficientNet-Lite0's ImageNet head: static (or a photo) into a class, bananas by default"),
+    Style("mobilenetv2-eyes", "mobilenetv2", {"block_6_expand_relu": 1.0}, step_size=0.03,
+          description="MobileNetV2 block 6: concentric eyes everywhere"),
+    Style("mobilenetv2-fine", "mobilenetv2", {"block_13_expand_relu": 1.0}, steps=20, step_size=0.05, every=5,
+          description="MobileNetV2 block 13 (dog-breed tuned): fine mosaics, dog faces, towers"),
+    Style("inceptionv3-tutorial", "inceptionv3", {"mixed3": 1.0, "mixed5": 1.0}, step_size=0.03,
+          description="InceptionV3 mixed3 + mixed5, the TensorFlow tutorial's layers: eyes, blobs and faces"),
+    Style("inceptionv3-swirls", "inceptionv3", {"mixed2": 1.0}, step_size=0.04,
+          description="InceptionV3 mixed2: swirling brush strokes with small eyes"),
 ]}
 
 

@@ -123,3 +123,16 @@ def test_zoom_frames_count_size_and_zoom():
     # each frame is a zoom of the one before, plus a little dreaming: closer to the zoomed previous frame
     zoomed = engine.to_uint8(engine.zoom_into(frames[1].astype(np.float32) / 127.5 - 1, 1.2))
     assert np.abs(frames[2].astype(int) - zoomed).mean() < np.abs(frames[2].astype(int) - frames[1]).mean()
+
+
+def test_lapnorm_dreams_with_less_pixel_noise():
+    image = photo(128)
+    plain, lap = STYLE, STYLE.replace(lapnorm=True)
+    plain_frame, lap_frame = run(plain, image)[-1], run(lap, image)[-1]
+    assert gain(plain, image, lap_frame) > 3.0
+
+    def pixel_noise(frame):  # energy of the change in the finest band: neighbour differences
+        change = frame.astype(float) - image
+        return np.abs(np.diff(change, axis=0)).mean() + np.abs(np.diff(change, axis=1)).mean()
+
+    assert pixel_noise(lap_frame) < 0.85 * pixel_noise(plain_frame)

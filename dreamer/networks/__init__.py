@@ -65,7 +65,7 @@ def register(network: Network) -> Network:
 
 
 def _register_builtin():
-    from dreamer.networks import efficientnet_lite, hed, vgg16  # noqa: F401 - they register themselves
+    from dreamer.networks import efficientnet_lite, hed, inceptionv3, mobilenetv2, vgg16  # noqa: F401 - they register themselves
 
 
 @functools.lru_cache(maxsize=4)
