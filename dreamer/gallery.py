@@ -150,6 +150,9 @@ def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
             photos.append(Photo(path.name, path, None, None, f"{path}: cannot be read ({exc.strerror})"))
             continue
         photos.append(Photo(path.name, path, sha, photo_key(sha, settings.size)))
+    for name in settings.static:  # static is made from its name and the seed: hash those
+        sha = hashlib.sha256(f"{name} seed {settings.seed}".encode()).hexdigest()
+        photos.append(Photo(name, Path(name), sha, photo_key(sha, settings.size)))
     only = set(only or ())
     names = {s.name for s in settings.styles} | {p.name for p in photos} | {p.path.stem for p in photos}
     for name in sorted(only - names):
@@ -271,10 +274,10 @@ def prepare_photo(photo: Photo, settings: Settings, manifest: Manifest) -> None:
         return
     from PIL import Image
 
-    from dreamer.images import load_image, resize_to_long_side
+    from dreamer.images import input_image
 
     try:
-        image = resize_to_long_side(load_image(photo.path), settings.size)
+        image = input_image(photo.path, settings.size, settings.seed)
     except DreamerError as exc:
         photo.error = one_line(exc)
         return

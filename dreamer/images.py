@@ -1,5 +1,6 @@
 """Image files in and out of numpy: robust loading, resizing, and value-range helpers."""
 
+import re
 import warnings
 from pathlib import Path
 
@@ -104,3 +105,27 @@ def to_unit_range(image: np.ndarray) -> np.ndarray:
 def from_unit_range(values: np.ndarray) -> np.ndarray:
     """Map floats in -1..1 to uint8 0..255, rounding and clipping."""
     return np.clip(np.rint((np.asarray(values, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def noise_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Uniform pixel noise, uint8 (H, W, 3): the static that a dream from `noise` starts from."""
+    return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+
+
+def noise_shape(name, long_side: int) -> tuple[int, int] | None:
+    """(height, width) of a `noise` input (a `long_side` square) or a `noise:WxH` one; None for a photo."""
+    match = re.fullmatch(r"noise(?::(\d+)x(\d+))?", str(name))
+    if match is None:
+        return None
+    width, height = (int(match[1]), int(match[2])) if match[1] else (long_side, long_side)
+    if not 1 <= min(width, height) <= max(width, height) <= 8192:
+        raise InputError(name, "a noise size must be between 1x1 and 8192x8192")
+    return height, width
+
+
+def input_image(name, long_side: int, seed: int = 0):
+    """The uint8 image of an input: a photo resized to `long_side`, or seeded static for `noise[:WxH]`."""
+    shape = noise_shape(name, long_side)
+    if shape is not None:
+        return noise_image(*shape, seed=seed)
+    return resize_to_long_side(load_image(name), long_side)

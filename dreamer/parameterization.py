@@ -47,11 +47,6 @@ def from_image(image: np.ndarray) -> np.ndarray:
     return np.stack([spectrum.real, spectrum.imag]).astype(np.float32)
 
 
-def noise_image(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """Uniform pixel noise, uint8 (H, W, 3): the static that a dream from `noise` starts from."""
-    return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-
-
 def from_uint8(image: np.ndarray) -> np.ndarray:
     """The spectrum of a uint8 image (each value taken at the centre of its bin, so 0 and 255 stay finite)."""
     return from_image((image.astype(np.float32) + 0.5) / 256.0)

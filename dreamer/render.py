@@ -1,7 +1,6 @@
 """One photo + one style -> one dreaming GIF (and a still): loads, dreams, encodes."""
 
 import functools
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +11,8 @@ from dreamer import objectives
 from dreamer.animate import encode_gif, save_still
 from dreamer.engine import Schedule, dream, zoom_dream
 from dreamer.gradients import make_stepper
-from dreamer.errors import InputError
-from dreamer.images import load_image, resize_to_long_side
+from dreamer.images import input_image, load_image, noise_shape, resize_to_long_side
 from dreamer.networks import load_network
-from dreamer.parameterization import noise_image
 from dreamer.precision import resolve
 from dreamer.visualize import recipe_for, visualize
 
@@ -83,25 +80,6 @@ def prepare(style):
     A class style has no stepper: it renders with the visualisation recipe."""
     return _dreamer_for(style.network, resolve(style.precision), tuple(sorted(style.layers.items())),
                         tuple(sorted(style.channels.items())), style.target_class, style.guide)
-
-
-def noise_shape(name, long_side: int) -> tuple[int, int] | None:
-    """(height, width) of a `noise` input (a `long_side` square) or a `noise:WxH` one; None for a photo."""
-    match = re.fullmatch(r"noise(?::(\d+)x(\d+))?", str(name))
-    if match is None:
-        return None
-    width, height = (int(match[1]), int(match[2])) if match[1] else (long_side, long_side)
-    if not 1 <= min(width, height) <= max(width, height) <= 8192:
-        raise InputError(name, "a noise size must be between 1x1 and 8192x8192")
-    return height, width
-
-
-def input_image(name, long_side: int, seed: int = 0):
-    """The uint8 image of an input: a photo resized to `long_side`, or seeded static for `noise[:WxH]`."""
-    shape = noise_shape(name, long_side)
-    if shape is not None:
-        return noise_image(*shape, seed=seed)
-    return resize_to_long_side(load_image(name), long_side)
 
 
 def _frames(input_name, style, options: RenderOptions, on_step):

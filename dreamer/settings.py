@@ -12,7 +12,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from dreamer.errors import DreamerError, StyleError
+from dreamer.errors import DreamerError, InputError, StyleError
+from dreamer.images import noise_shape
 from dreamer.precision import PRECISIONS
 from dreamer.zoo import STYLES, Style, get_style
 
@@ -21,6 +22,7 @@ DEFAULTS = {
     "intro": "",
     "credits": "",
     "inputs": "inputs",
+    "static": [],  # rows dreamed from seeded static: "noise" (a size-square) or "noise:WxH"
     "output": "site",
     "templates": None,  # a folder of templates overriding the built-in ones, file by file
     "size": 384,  # long side of every GIF, still and photo in pixels
@@ -53,6 +55,7 @@ class Settings:
     intro: str
     credits: str
     inputs: Path
+    static: tuple[str, ...]
     output: Path
     templates: Path | None
     size: int
@@ -131,7 +134,7 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
 
     return Settings(
         title=text("title"), intro=text("intro"), credits=text("credits"),
-        inputs=folder("inputs"), output=folder("output"),
+        inputs=folder("inputs"), static=_static(data["static"], data["size"], fail), output=folder("output"),
         templates=None if data["templates"] is None else folder("templates"),
         size=integer("size", data["size"], MIN_SIZE, MAX_SIZE),
         seed=integer("seed", data["seed"], 0, 2**32 - 1),
@@ -139,6 +142,21 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
         styles=_styles(data["styles"], data["style"], fail),
         gif=dict(gif), source=source,
     )
+
+
+def _static(names, size, fail) -> tuple[str, ...]:
+    """The `static` list: noise inputs, each `noise` or `noise:WxH`."""
+    if not isinstance(names, list):
+        fail("static", "must be a list such as [\"noise:384x384\"]")
+    for name in names:
+        try:
+            if not isinstance(name, str) or noise_shape(name, size if isinstance(size, int) else 1) is None:
+                fail("static", f"{name!r} is not `noise` or `noise:WxH`")
+        except InputError as exc:
+            fail("static", str(exc))
+    if len(set(names)) != len(names):
+        fail("static", "an entry is listed twice")
+    return tuple(names)
 
 
 def _styles(names, tables, fail) -> tuple[Style, ...]:

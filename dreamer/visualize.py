@@ -14,6 +14,7 @@ from keras import ops
 
 from dreamer import objectives, parameterization, transforms
 from dreamer.gradients import parameter_gradient
+from dreamer.images import noise_image
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def visualize(extract, objective, size=(224, 224), photo=None, recipe: Recipe = 
 
     rng = np.random.default_rng((seed, 1))  # for the transforms; the noise draws from `seed` itself
     height, width = size if photo is None else photo.shape[:2]
-    start = parameterization.noise_image(height, width, seed) if photo is None else photo
+    start = noise_image(height, width, seed) if photo is None else photo
     transform = transforms.standard(recipe.crop_size)
 
     def loss(spectrum, uniforms):

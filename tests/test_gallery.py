@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -256,3 +257,27 @@ def test_slugs_are_safe_and_distinct():
     assert len(set(slugs)) == len(names)
     assert all(s.isascii() and s.replace("-", "").isalnum() for s in slugs)
     assert slugs[3].startswith("unicode-") and slugs[0].startswith("b-")
+
+
+def test_static_row_renders_from_seeded_noise(copy):
+    (copy / "gallery.toml").write_text(TINY_TOML.replace("size = 64", 'size = 64\nstatic = ["noise:48x32"]'))
+    summary = build(copy)
+    assert done(summary) == {("noise:48x32", s) for s in STYLES} and done(summary, "reused") == ALL
+    site = copy / "site"
+    manifest = check_site(site)
+    static = [e for e in manifest["renders"].values() if e["input"] == "noise:48x32"]
+    assert len(static) == 2 and all((e["width"], e["height"]) == (48, 32) for e in static)
+    photo = next(p for p in manifest["photos"].values() if p["input"] == "noise:48x32")
+    with Image.open(site / photo["file"]) as first:  # the row starts from the static itself
+        assert first.size == (48, 32) and np.asarray(first).std() > 40
+    assert "noise:48x32" in (site / "index.html").read_text()
+    # another seed is another static: the row renders again
+    (copy / "gallery.toml").write_text(TINY_TOML.replace("size = 64", 'size = 64\nseed = 1\nstatic = ["noise:48x32"]'))
+    assert ("noise:48x32", "vgg16-eyes") in done(build(copy))
+
+
+def test_bad_static_entry_is_one_line(tiny_gallery, capsys):
+    (tiny_gallery / "gallery.toml").write_text(TINY_TOML.replace("size = 64", 'size = 64\nstatic = ["noise:big"]'))
+    assert build_py().main(["--config", str(tiny_gallery / "gallery.toml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "static" in err and "noise:big" in err and "\n" not in err

@@ -13,6 +13,7 @@ from PIL import Image, ImageFilter
 from dreamer import objectives, parameterization, transforms
 from dreamer.cli import main
 from dreamer.gradients import parameter_gradient
+from dreamer.images import noise_image
 from dreamer.networks import load_network
 from dreamer.visualize import Recipe, recipe_for, stretch, visualize
 
@@ -45,7 +46,7 @@ def test_raw_pixel_ascent_fools_the_network_but_not_the_check():
     objective = objectives.class_logit(954)
     extract = network().extractor(["logits"])
     step = parameter_gradient(lambda images: ops.sum(objectives.evaluate(objective, extract, images)))
-    images = ops.convert_to_tensor(parameterization.noise_image(224, 224)[None] / 127.5 - 1.0, "float32")
+    images = ops.convert_to_tensor(noise_image(224, 224)[None] / 127.5 - 1.0, "float32")
     for _ in range(30):
         gradient, _ = step(images)
         images = ops.clip(images + 0.01 * gradient / (ops.std(gradient) + 1e-8), -1.0, 1.0)
@@ -60,7 +61,7 @@ def test_frames_count_size_and_the_first_is_the_static():
     frames = class_from_static(954, recipe, size=(48, 80))
     assert len(frames) == recipe.frame_count == 4  # the static, steps 2 and 4, the last
     assert all(f.shape == (48, 80, 3) and f.dtype == np.uint8 for f in frames)
-    assert np.array_equal(frames[0], parameterization.noise_image(48, 80))
+    assert np.array_equal(frames[0], noise_image(48, 80))
 
 
 def test_a_photo_starts_as_itself_and_changes():
