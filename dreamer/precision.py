@@ -5,7 +5,8 @@ from pathlib import Path
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 # Measured on our 2-core Xeon VM (AVX512-BF16 exposed, AMX not): a VGG16 dream step ran 3.8x SLOWER in
-# bfloat16 than in float32, while on AMX-BF16 hosts it ran 6x faster. So only AMX counts as native.
+# bfloat16 than in float32 (1.6x in bench/RESULTS.md), while on AMX-BF16 hosts it ran 6x faster. So only
+# AMX counts as native.
 _BF16_CPU_FLAGS = {"amx_bf16"}
 
 
