@@ -78,6 +78,7 @@ def _render(args) -> int:
 
     _use_backend(args.backend)
 
+    from dreamer.networks import class_names
     from dreamer.objectives import class_logit
     from dreamer.render import GifOptions, RenderOptions, render
     from dreamer.zoo import get_style
@@ -87,7 +88,8 @@ def _render(args) -> int:
         plain = [name for name in names if not get_style(name).target_class]
         if plain:
             raise DreamerError(f"--class needs a class style such as effnet-lite0-class, not {plain[0]!r}")
-        class_logit(args.target_class)  # an unknown class fails here, on one line
+        for name in names:  # an unknown class fails here, on one line
+            class_logit(args.target_class, classes=class_names(get_style(name).network))
     styles = [get_style(name).replace(octaves=args.octaves, octave_scale=args.octave_scale, steps=args.steps,
                                       step_size=args.step_size, every=args.every, tile_size=args.tile_size,
                                       precision=args.precision, keep_colors=args.keep_colors,

@@ -262,7 +262,7 @@ def _report(job: Job, manifest: Manifest, overall) -> None:
     if job.status == "rendered":
         entry = manifest.renders[job.key]
         overall.write(f"rendered {job.label}: {entry['frames']} frames {entry['width']}x{entry['height']}, "
-                      f"{entry['seconds']:.1f} s")
+                      f"{entry['backend']} {entry['precision']}, {entry['seconds']:.1f} s")
     else:
         overall.write(f"error: {job.message}", file=sys.stderr)
 

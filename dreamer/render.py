@@ -12,7 +12,7 @@ from dreamer.animate import encode_gif, save_still
 from dreamer.engine import Schedule, dream, zoom_dream
 from dreamer.gradients import make_stepper
 from dreamer.images import input_image, load_image, noise_shape, resize_to_long_side
-from dreamer.networks import load_network
+from dreamer.networks import class_names, load_network
 from dreamer.precision import resolve
 from dreamer.visualize import recipe_for, visualize
 
@@ -65,7 +65,7 @@ def _dreamer_for(network: str, precision: str, layer_items: tuple, channel_items
     loaded = load_network(network, precision)
     layers = dict(layer_items)
     if target_class:
-        objective = objectives.class_logit(target_class)
+        objective = objectives.class_logit(target_class, classes=class_names(network))
         return loaded.extractor(sorted(objective.layers)), objective, None
     extract = loaded.extractor(sorted(layers))
     if guide:

@@ -99,3 +99,20 @@ def test_layers_lists_shapes(capsys):
     assert main(["layers", "vgg16"]) == 0
     out = capsys.readouterr().out
     assert "block4_conv3" in out and "512" in out
+
+
+def test_class_names_come_from_the_style_network(capsys):
+    assert main(["render", "noise", "--style", "mobilenetv2-dogs", "--class", "pugg"]) == 2
+    assert "did you mean pug" in capsys.readouterr().err
+    assert main(["render", "noise", "--class", "bananna"]) == 2  # the default: EfficientNet-Lite0's ImageNet
+    assert "did you mean banana" in capsys.readouterr().err
+
+
+def test_class_on_a_network_without_a_head_is_one_line():
+    import pytest
+
+    from dreamer.errors import StyleError
+    from dreamer.networks import class_names
+
+    with pytest.raises(StyleError, match="no class head.*effnet-lite0.*mobilenetv2"):
+        class_names("vgg16")

