@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from dreamer import objectives
 from dreamer.animate import encode_gif, save_still
@@ -82,13 +83,29 @@ def prepare(style):
                         tuple(sorted(style.channels.items())), style.target_class, style.guide)
 
 
+CLASS_SIDE = 448  # the short side the visualisation recipe was measured at (NOTES: bananas at 448 px)
+
+
+def _class_frames(input_name, image, extract, objective, style, options, on_step):
+    """Frames of a class dream. Smaller outputs are dreamed at CLASS_SIDE and scaled down: the recipe's
+    crops (35-100 % of the side, resampled to 224 px) then show the network whole objects, where at
+    320 px they showed close-ups (banana peel rather than bananas)."""
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    scale = max(1.0, CLASS_SIDE / min(height, width))
+    size = (round(height * scale), round(width * scale))
+    photo = None if noise_shape(input_name, options.size) else resize_to_long_side(image, max(size))
+    recipe = recipe_for(style.steps, learning_rate=style.step_size, every=style.every, contrast=style.contrast)
+    for frame in visualize(extract, objective, size, photo, recipe, options.seed, on_step):
+        yield frame if scale == 1.0 else np.asarray(Image.fromarray(frame).resize((width, height), Image.LANCZOS))
+
+
 def _frames(input_name, style, options: RenderOptions, on_step):
     image = input_image(input_name, options.size, options.seed)
     extract, objective, stepper = prepare(style)
     if style.target_class:
-        recipe = recipe_for(style.steps, learning_rate=style.step_size, every=style.every, contrast=style.contrast)
-        photo = None if noise_shape(input_name, options.size) else image
-        return visualize(extract, objective, image.shape[:2], photo, recipe, options.seed, on_step)
+        return _class_frames(input_name, image, extract, objective, style, options, on_step)
     if options.zoom:
         return zoom_dream(stepper, image, schedule_of(style), options.zoom, seed=options.seed,
                           batch=options.batch, on_step=on_step)
