@@ -217,7 +217,8 @@ def build(settings: Settings, force: bool = False, only=(), dry_run: bool = Fals
     for path in plan.stale:
         path.unlink(missing_ok=True)
 
-    todo = [j for j in plan.jobs if j.status == "pending"]
+    networks = [s.network for s in settings.styles]  # renders grouped by network: each loads once
+    todo = sorted((j for j in plan.jobs if j.status == "pending"), key=lambda j: networks.index(j.style.network))
     finished = set()  # keys rendered in this run: two inputs with the same bytes share a render
     try:
         with tqdm(total=len(todo), desc="gallery", unit="render", position=0, dynamic_ncols=True,
@@ -254,7 +255,7 @@ def build(settings: Settings, force: bool = False, only=(), dry_run: bool = Fals
 def _stepper(bar):
     def on_step(done, total, score):
         bar.set_postfix(score=f"{score:.3g}", refresh=False)
-        bar.update(1)
+        bar.update(done - bar.n)  # the engine reports once per frame, several steps at a time
     return on_step
 
 
