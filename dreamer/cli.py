@@ -126,7 +126,7 @@ def _styles(args) -> int:
 
     for style in STYLES.values():
         layers = ", ".join(f"{name}×{weight:g}" for name, weight in style.layers.items())
-        layers = layers or f"class {style.target_class} (--class to change)"
+        layers = style.objective or layers or f"class {style.target_class} (--class to change)"
         print(f"{style.name:24} {style.network:14} {layers}")
         print(f"{'':24} {style.octaves} octaves ×{style.octave_scale:g}, {style.steps} steps, "
               f"step {style.step_size:g}, a frame every {style.every}: {style.description}")

@@ -5,6 +5,7 @@
 `evaluate` adds the network's input images under INPUT, for objectives of the image itself.
 """
 
+import ast
 import difflib
 from dataclasses import dataclass
 from typing import Callable
@@ -147,3 +148,46 @@ def total_variation() -> Objective:
         return dy + dx
 
     return Objective(fn, frozenset(), "total_variation()")
+
+
+def parse(text: str, classes=None) -> Objective:
+    """An objective written as maths, e.g. "layer('mixed3') + 0.5 * channel('mixed5', 7) - 0.1 *
+    total_variation()" (gallery.toml's `objective`), built without eval: only the factories above,
+    numbers, strings, +, - and * are allowed. `classes` names the network's `logits` for class_logit."""
+    factories = {"layer": layer, "channel": channel, "total_variation": total_variation,
+                 "class_logit": lambda name: class_logit(name, classes=classes)}
+
+    def fail(node):
+        raise StyleError(f"objective {text!r}: {ast.unparse(node)!r} is not allowed; write it with "
+                         f"{', '.join(f'{name}()' for name in factories)}, numbers, +, - and *")
+
+    def build(node):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -build(node.operand)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in factories \
+                and not node.keywords:
+            return factories[node.func.id](*[build(arg) for arg in node.args])
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult)):
+            left, right = build(node.left), build(node.right)
+            numbers = [isinstance(side, (int, float)) and not isinstance(side, bool) for side in (left, right)]
+            if isinstance(node.op, ast.Mult) and sum(numbers) == 1 and not any(isinstance(x, str) for x in (left, right)):
+                return left * right
+            both = isinstance(left, Objective) and isinstance(right, Objective)
+            if both and isinstance(node.op, ast.Add):
+                return left + right
+            if both and isinstance(node.op, ast.Sub):
+                return left - right
+        fail(node)
+
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        raise StyleError(f"objective {text!r} is not an expression; e.g. \"layer('block4_conv3')\"") from None
+    objective = build(tree.body)
+    if not isinstance(objective, Objective):
+        fail(tree.body)
+    if not objective.layers:
+        raise StyleError(f"objective {text!r} needs at least one layer, channel or class_logit term")
+    return objective

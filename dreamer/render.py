@@ -62,9 +62,14 @@ def schedule_of(style) -> Schedule:
 
 @functools.lru_cache(maxsize=8)
 def _dreamer_for(network: str, precision: str, layer_items: tuple, channel_items: tuple, target_class: str,
-                 guide: str):
+                 guide: str, objective_text: str):
     loaded = load_network(network, precision)
     layers = dict(layer_items)
+    if objective_text:
+        classes = class_names(network) if "class_logit" in objective_text else None
+        objective = objectives.parse(objective_text, classes=classes)
+        extract = loaded.extractor(sorted(objective.layers))
+        return extract, objective, make_stepper(extract, objective)
     if target_class:
         objective = objectives.class_logit(target_class, classes=class_names(network))
         return loaded.extractor(sorted(objective.layers)), objective, None
@@ -80,7 +85,7 @@ def prepare(style):
     """(extract, objective, stepper) for a style, built once per network, precision and objective.
     A class style has no stepper: it renders with the visualisation recipe."""
     return _dreamer_for(style.network, resolve(style.precision), tuple(sorted(style.layers.items())),
-                        tuple(sorted(style.channels.items())), style.target_class, style.guide)
+                        tuple(sorted(style.channels.items())), style.target_class, style.guide, style.objective)
 
 
 CLASS_SIDE = 448  # the short side the visualisation recipe was measured at (NOTES: bananas at 448 px)

@@ -33,6 +33,7 @@ class Style:
     target_class: str = ""
     contrast: bool = False  # stretch the frames' 1-99 % range to full range (class styles)
     guide: str = ""  # a photo's path: dream toward its features on `layers` (objectives.from_guide)
+    objective: str = ""  # instead of `layers`: maths of objectives, "layer('mixed3') - 0.1 * total_variation()"
     description: str = ""
 
     @property
@@ -53,7 +54,7 @@ class Style:
         if unknown:
             raise StyleError(f"style {data.get('name', '?')!r}: unknown key {unknown[0]!r}")
         data = {**data, "target_class": str(data.get("target_class", ""))}  # an index may come as a number
-        required = ("name", "network") if data["target_class"] else ("name", "network", "layers")
+        required = ("name", "network") if data["target_class"] or data.get("objective") else ("name", "network", "layers")
         missing = [k for k in required if k not in data]
         if missing:
             raise StyleError(f"style {data.get('name', '?')!r}: missing key {missing[0]!r}")
@@ -70,8 +71,9 @@ class Style:
     def validated(self) -> "Style":
         """Return self if every parameter is in range, else raise StyleError naming the first bad one."""
         checks = [
-            ("layers", isinstance(self.layers, dict) and (len(self.layers) > 0 or bool(self.target_class)),
-             "needs at least one layer (or a target_class)"),
+            ("layers", isinstance(self.layers, dict) and (len(self.layers) > 0 or bool(self.target_class)
+                                                          or bool(self.objective)),
+             "needs at least one layer (or a target_class, or an objective)"),
             ("octaves", isinstance(self.octaves, int) and self.octaves >= 1, "must be an integer >= 1"),
             ("octaves", not self.target_class or self.octaves == 1, "must be 1 in a class style"),
             ("octave_scale", 1.0 < self.octave_scale <= 3.0, "must be in (1, 3]"),

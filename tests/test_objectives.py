@@ -93,3 +93,37 @@ def test_unknown_class_is_one_line_with_suggestions():
         objectives.class_logit("bananna")
     message = str(error.value)
     assert "\n" not in message and "'bananna'" in message and "banana" in message.split("did you mean")[1]
+
+
+def test_parsed_objective_is_the_composed_one():
+    image = photo(96)
+    text = "0.5 * layer('block5_project_bn') - 0.1 * total_variation() + channel('block11_project_bn', 7) * 2"
+    parsed = objectives.parse(text)
+    composed = (0.5 * objectives.layer("block5_project_bn") - 0.1 * objectives.total_variation()
+                + 2 * objectives.channel("block11_project_bn", 7))
+    assert parsed.layers == {"block5_project_bn", "block11_project_bn"}
+    assert value(parsed, image) == pytest.approx(value(composed, image), rel=1e-5)
+    assert_raises(objectives.parse("class_logit('banana') - 0.05 * total_variation()"))
+
+
+@pytest.mark.parametrize("text", ["__import__('os').system('true')", "layer('a').fn", "layer('a') * layer('b')",
+                                  "open('x')", "total_variation()", "layer(", "2 + 3"])
+def test_parse_refuses_anything_else_on_one_line(text):
+    with pytest.raises(StyleError) as info:
+        objectives.parse(text)
+    assert "\n" not in str(info.value) and "objective" in str(info.value)
+
+
+def test_style_written_as_an_objective_dreams():
+    from dreamer import engine
+    from dreamer.render import prepare, schedule_of
+    from dreamer.zoo import Style
+
+    style = Style.from_dict({"name": "maths", "network": "effnet-lite0", "octaves": 1, "steps": 6, "every": 3,
+                             "step_size": 0.03, "precision": "float32",
+                             "objective": "layer('block5_project_bn') - 0.1 * total_variation()"})
+    extract, objective, stepper = prepare(style)
+    image = photo(96)
+    frames = list(engine.dream(stepper, image, schedule_of(style)))
+    assert len(frames) == 3
+    assert engine.objective_value(extract, objective, frames[-1]) > engine.objective_value(extract, objective, image)
