@@ -12,12 +12,12 @@ from dreamer.objectives import INPUT
 from dreamer.step import ascent_step
 
 
-class JaxStepper:
+class Stepper:
     """Advances a dream by a few steps in one compiled call; `compiles` counts the programs traced."""
 
     bucket = 128
 
-    def __init__(self, extract, objective):
+    def __init__(self, extract, objective, xla: bool = True):  # JAX always compiles with XLA
         self.extract = extract
         self.compiles = 0
 

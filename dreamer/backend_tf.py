@@ -6,14 +6,12 @@ from dreamer.objectives import evaluate
 from dreamer.step import ascent_step
 
 
-class TensorFlowStepper:
+class Stepper:
     """Advances a dream by a few steps, one `tf.function` call per tile batch and step.
 
     `traces` counts how often TensorFlow traced the gradient (1 across all octaves and sizes).
     With `xla=True` the gradient is XLA-compiled (once per distinct tile shape).
     """
-
-    bucket = None  # TensorFlow takes any size without retracing: no padding needed
 
     def __init__(self, extract, objective, xla: bool = False):
         self.traces = 0

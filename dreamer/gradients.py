@@ -1,33 +1,29 @@
-"""Pick the stepper written for the active Keras backend."""
+"""Pick the gradient code written for the active Keras backend."""
 
 import keras
 
 from dreamer.errors import DreamerError
 
 
+def _backend():
+    """The module holding the backend-specific gradient code: backend_tf or backend_jax."""
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        from dreamer import backend_tf
+
+        return backend_tf
+    if name == "jax":
+        from dreamer import backend_jax
+
+        return backend_jax
+    raise DreamerError(f"the {name} Keras backend is not supported; set KERAS_BACKEND to tensorflow or jax")
+
+
 def make_stepper(extract, objective, xla: bool = False):
-    """An object with `advance(image, shifts, step_size, tile_size, batch) -> (image, score)`."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        from dreamer.backend_tf import TensorFlowStepper
-
-        return TensorFlowStepper(extract, objective, xla=xla)
-    if backend == "jax":
-        from dreamer.backend_jax import JaxStepper
-
-        return JaxStepper(extract, objective)
-    raise DreamerError(f"the {backend} Keras backend is not supported; set KERAS_BACKEND to tensorflow or jax")
+    """An object with `advance(image, shifts, step_size, tile_size, batch, lapnorm) -> (image, score)`."""
+    return _backend().Stepper(extract, objective, xla=xla)
 
 
 def parameter_gradient(loss):
     """A callable `(params, *args) -> (gradient w.r.t. params, loss)` for a scalar `loss(params, *args)`."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        from dreamer.backend_tf import parameter_gradient
-
-        return parameter_gradient(loss)
-    if backend == "jax":
-        from dreamer.backend_jax import parameter_gradient
-
-        return parameter_gradient(loss)
-    raise DreamerError(f"the {backend} Keras backend is not supported; set KERAS_BACKEND to tensorflow or jax")
+    return _backend().parameter_gradient(loss)
