@@ -28,23 +28,25 @@ class Stepper:
 
         gradient_of = jax.grad(total, has_aux=True)
 
-        def advance(image, shifts, trainable, non_trainable, step_size, tile_size, batch, lapnorm):
+        def advance(images, shifts, trainable, non_trainable, step_size, tile_size, batch, lapnorm):
             self.compiles += 1
 
             def gradient(tiles):
                 return gradient_of(tiles, trainable, non_trainable)
 
             def body(i, carry):
-                return ascent_step(gradient, carry[0], (shifts[i, 0], shifts[i, 1]), step_size, tile_size,
-                                   batch, lapnorm, self.bucket)
+                step_shifts = [(shifts[i, b, 0], shifts[i, b, 1]) for b in range(images.shape[0])]
+                return ascent_step(gradient, carry[0], step_shifts, step_size, tile_size, batch, lapnorm,
+                                   self.bucket)
 
-            return jax.lax.fori_loop(0, shifts.shape[0], body, (image, jnp.float32(0.0)))
+            return jax.lax.fori_loop(0, shifts.shape[0], body, (images, jnp.zeros(images.shape[0], jnp.float32)))
 
         self._advance = jax.jit(advance, static_argnums=(4, 5, 6, 7))
 
-    def advance(self, image, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
-        """Take one ascent step per (dy, dx) in `shifts`; return (image, last score)."""
-        return self._advance(jnp.asarray(image, jnp.float32), jnp.asarray(shifts, jnp.int32),
+    def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
+        """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return
+        (images, scores per image of the last step)."""
+        return self._advance(jnp.asarray(images, jnp.float32), jnp.asarray(shifts, jnp.int32),
                              [v.value for v in self.extract.trainable_variables],
                              [v.value for v in self.extract.non_trainable_variables],
                              float(step_size), int(tile_size), int(batch), bool(lapnorm))

@@ -28,24 +28,11 @@ class Stepper:
 
         self.gradient = gradient
 
-    def advance(self, image, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
-        """Take one ascent step per (dy, dx) in `shifts`; return (image, last score)."""
-        score = None
-        for dy, dx in shifts:
-            image, score = ascent_step(self.gradient, image, (int(dy), int(dx)), step_size, tile_size, batch,
-                                       lapnorm)
-        return image, score
-
-
-def parameter_gradient(loss):
-    """`step(params, *args) -> (d loss / d params, loss)` for a scalar `loss(params, *args)`, traced once
-    per argument shape: the gradient of a render loop that optimises parameters, not pixels."""
-
-    @tf.function(reduce_retracing=True)
-    def step(params, *args):
-        with tf.GradientTape() as tape:
-            tape.watch(params)
-            value = loss(params, *args)
-        return tape.gradient(value, params), value
-
-    return step
+    def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
+        """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return
+        (images, scores per image of the last step)."""
+        scores = None
+        for step_shifts in shifts:
+            images, scores = ascent_step(self.gradient, images, [(int(dy), int(dx)) for dy, dx in step_shifts],
+                                         step_size, tile_size, batch, lapnorm)
+        return images, scores

@@ -48,7 +48,8 @@ def octave_shapes(height: int, width: int, octaves: int, scale: float) -> list[t
 
 
 def _resize(image, shape):
-    if tuple(image.shape[:2]) == tuple(shape):
+    """Resize (H, W, C) or (B, H, W, C) images to `shape` (H, W)."""
+    if tuple(image.shape[-3:-1]) == tuple(shape):
         return image
     return ops.image.resize(image, shape, interpolation="bilinear", antialias=True)
 
@@ -83,25 +84,34 @@ def dream(stepper, image: np.ndarray, schedule: Schedule, seed: int = 0, batch: 
     stays sharp. The steps between two frames go to the stepper in one call, with their random rolls.
     `on_step(done, total, score)` is called after each call.
     """
-    rng = np.random.default_rng(seed)
-    base = ops.convert_to_tensor(image.astype(np.float32) / 127.5 - 1.0)
-    full_shape = tuple(image.shape[:2])
-    yield image
+    for frames in dream_batch(stepper, [image], schedule, [seed], batch, on_step):
+        yield frames[0]
+
+
+def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: int = 1, on_step=None):
+    """Dream several images of the same size together, their tiles going through the network in the same
+    calls; yield a list of frames (one per image) each time `dream` would yield one. Each image keeps its
+    own seed and rolls, so its frames are the ones `dream` makes of it alone."""
+    rngs = [np.random.default_rng(seed) for seed in seeds]
+    base = ops.convert_to_tensor(np.stack(images).astype(np.float32) / 127.5 - 1.0)
+    full_shape = tuple(images[0].shape[:2])
+    yield list(images)
     detail = None
     done = 0
     for shape in octave_shapes(*full_shape, schedule.octaves, schedule.octave_scale):
         base_octave = _resize(base, shape)
         current = base_octave if detail is None else base_octave + _resize(detail, shape)
         for count in _chunks(done, schedule.steps, schedule.every, schedule.total_steps):
-            shifts = np.stack([rng.integers(shape[0], size=count), rng.integers(shape[1], size=count)], axis=1)
-            current, score = stepper.advance(current, shifts, schedule.step_size, schedule.tile_size, batch,
-                                             schedule.lapnorm)
+            shifts = np.stack([np.stack([rng.integers(shape[0], size=count), rng.integers(shape[1], size=count)],
+                                        axis=1) for rng in rngs], axis=1)  # (steps, images, 2)
+            current, scores = stepper.advance(current, shifts, schedule.step_size, schedule.tile_size, batch,
+                                              schedule.lapnorm)
             done += count
             if on_step:
-                on_step(done, schedule.total_steps, float(score))
+                on_step(done, schedule.total_steps, float(ops.mean(scores)))
             if done % schedule.every == 0 or done == schedule.total_steps:
-                frame = to_uint8(ops.clip(base + _resize(current - base_octave, full_shape), -1.0, 1.0))
-                yield keep_colors(frame, image) if schedule.keep_colors else frame
+                frames = to_uint8(ops.clip(base + _resize(current - base_octave, full_shape), -1.0, 1.0))
+                yield [keep_colors(f, i) if schedule.keep_colors else f for f, i in zip(frames, images)]
         detail = current - base_octave
 
 
@@ -124,10 +134,11 @@ def zoom_dream(stepper, image: np.ndarray, schedule: Schedule, factor: float, se
     for done in range(0, schedule.total_steps, schedule.every):
         count = min(schedule.every, schedule.total_steps - done)
         shifts = np.stack([rng.integers(height, size=count), rng.integers(width, size=count)], axis=1)
-        current, score = stepper.advance(zoom_into(current, factor), shifts, schedule.step_size,
-                                         schedule.tile_size, batch, schedule.lapnorm)
+        current, scores = stepper.advance(zoom_into(current, factor)[None], shifts[:, None], schedule.step_size,
+                                          schedule.tile_size, batch, schedule.lapnorm)
+        current = current[0]
         if on_step:
-            on_step(done + count, schedule.total_steps, float(score))
+            on_step(done + count, schedule.total_steps, float(scores[0]))
         frame = to_uint8(current)
         yield keep_colors(frame, image) if schedule.keep_colors else frame
 

@@ -217,23 +217,30 @@ def build(settings: Settings, force: bool = False, only=(), dry_run: bool = Fals
     for path in plan.stale:
         path.unlink(missing_ok=True)
 
-    networks = [s.network for s in settings.styles]  # renders grouped by network: each loads once
-    todo = sorted((j for j in plan.jobs if j.status == "pending"), key=lambda j: networks.index(j.style.network))
+    todo = _in_render_order([j for j in plan.jobs if j.status == "pending"], settings)
     finished = set()  # keys rendered in this run: two inputs with the same bytes share a render
     try:
         with tqdm(total=len(todo), desc="gallery", unit="render", position=0, dynamic_ncols=True,
                   disable=None if todo else True) as overall:
-            for job in todo:
-                if job.key in finished:
-                    job.status = "reused"
-                else:
-                    with tqdm(total=job.style.total_steps, desc=job.label, unit="step", position=1,
+            for group in _groups(todo, settings.batch):
+                fresh = []
+                for job in group:
+                    if job.key in finished or job.key in {j.key for j in fresh}:
+                        job.status = "reused"
+                        overall.update(1)
+                    else:
+                        fresh.append(job)
+                if fresh:
+                    label = fresh[0].label if len(fresh) == 1 else f"{len(fresh)} photos · {fresh[0].style.name}"
+                    with tqdm(total=fresh[0].style.total_steps, desc=label, unit="step", position=1,
                               leave=False, dynamic_ncols=True, disable=None) as bar:
-                        run_job(job, settings, manifest, on_step=_stepper(bar))
+                        run_jobs(fresh, settings, manifest, on_step=_stepper(bar))
+                for job in fresh:
                     _report(job, manifest, overall)
-                overall.update(1)
-                if job.status == "rendered":
-                    finished.add(job.key)
+                    overall.update(1)
+                    if job.status == "rendered":
+                        finished.add(job.key)
+                if any(job.status == "rendered" for job in fresh):
                     manifest.save(output / MANIFEST)
                     site.write_site(plan)
     finally:
@@ -290,30 +297,53 @@ def prepare_photo(photo: Photo, settings: Settings, manifest: Manifest) -> None:
                                   "bytes": target.stat().st_size}
 
 
-def run_job(job: Job, settings: Settings, manifest: Manifest, on_step=None) -> Job:
-    """Render one job into site/renders and record it in the manifest; failures set its status."""
+def _in_render_order(jobs: list[Job], settings: Settings) -> list[Job]:
+    """Jobs grouped by network (each loads once), then by style (photos of one style can dream together)."""
+    networks = [s.network for s in settings.styles]
+    styles = [s.name for s in settings.styles]
+    return sorted(jobs, key=lambda j: (networks.index(j.style.network), styles.index(j.style.name)))
+
+
+def _groups(jobs: list[Job], size: int):
+    """Consecutive jobs of the same style, at most `size` at a time."""
+    group = []
+    for job in jobs:
+        if group and (len(group) == size or job.style != group[0].style):
+            yield group
+            group = []
+        group.append(job)
+    if group:
+        yield group
+
+
+def run_jobs(jobs: list[Job], settings: Settings, manifest: Manifest, on_step=None) -> list[Job]:
+    """Render jobs of one style into site/renders (photos of the same size dream together, `batch` tiles
+    per network call) and record them in the manifest; a failure sets its job's status only."""
     output = settings.output
     try:
         from dreamer import render as engine  # TensorFlow loads here, and only when something renders
 
         options = engine.RenderOptions(size=settings.size, seed=settings.seed, batch=settings.batch,
                                        gif=engine.GifOptions(**settings.gif))
-        result = engine.render(job.photo.path, job.style, output / job.gif, output / job.still, options,
-                               on_step=on_step)
-    except Exception as exc:  # one job's failure must not stop the gallery
-        job.status, job.message = "failed", f"{job.label}: {one_line(exc)}"
-        return job
-    manifest.renders[job.key] = {
-        "input": job.photo.name, "input_sha256": job.photo.sha256,
-        "style": job.style.name, "definition": style_definition(job.style),
-        "options": settings.render_options(), "precision": result.precision, "backend": keras_backend(),
-        "engine": ENGINE_VERSION, "frames": result.frames, "seconds": round(result.seconds, 2),
-        "width": result.width, "height": result.height,
-        "bytes": (output / job.gif).stat().st_size, "still_bytes": (output / job.still).stat().st_size,
-        "gif": job.gif, "still": job.still,
-    }
-    job.status = "rendered"
-    return job
+        results = engine.render_many([j.photo.path for j in jobs], jobs[0].style,
+                                     [(output / j.gif, output / j.still) for j in jobs], options, on_step=on_step)
+    except Exception as exc:  # one render's failure must not stop the gallery
+        results = [exc] * len(jobs)
+    for job, result in zip(jobs, results):
+        if isinstance(result, Exception):
+            job.status, job.message = "failed", f"{job.label}: {one_line(result)}"
+            continue
+        manifest.renders[job.key] = {
+            "input": job.photo.name, "input_sha256": job.photo.sha256,
+            "style": job.style.name, "definition": style_definition(job.style),
+            "options": settings.render_options(), "precision": result.precision, "backend": keras_backend(),
+            "engine": ENGINE_VERSION, "frames": result.frames, "seconds": round(result.seconds, 2),
+            "width": result.width, "height": result.height,
+            "bytes": (output / job.gif).stat().st_size, "still_bytes": (output / job.still).stat().st_size,
+            "gif": job.gif, "still": job.still,
+        }
+        job.status = "rendered"
+    return jobs
 
 
 def _dry_run(plan: Plan, out) -> Summary:

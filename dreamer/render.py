@@ -10,7 +10,8 @@ import numpy as np
 
 from dreamer import objectives
 from dreamer.animate import encode_gif, save_still
-from dreamer.engine import Schedule, dream, zoom_dream
+from dreamer.engine import Schedule, dream, dream_batch, zoom_dream
+from dreamer.errors import DreamerError
 from dreamer.gradients import make_stepper
 from dreamer.images import input_image, load_image, noise_shape, resize_to_long_side
 from dreamer.networks import class_names, load_network
@@ -117,17 +118,53 @@ def _frames(input_name, style, options: RenderOptions, on_step):
     return dream(stepper, image, schedule_of(style), seed=options.seed, batch=options.batch, on_step=on_step)
 
 
-def render(input_name, style, out_gif, still=None, options: RenderOptions = RenderOptions(), on_step=None):
-    """Dream `input_name` (a photo, or `noise[:WxH]`) with `style` into the GIF `out_gif` (and the still
-    `still`, if given). A class style dreams toward its class with the visualisation recipe (from
-    static with the spectrum decay, from a photo without); the others with the DeepDream engine."""
-    started = time.perf_counter()
-    frames = list(_frames(input_name, style, options, on_step))
+def _save(frames, style, out_gif, still, options: RenderOptions, seconds: float) -> RenderResult:
+    """Encode `frames` into `out_gif` (and the last into `still`)."""
     gif = options.gif
     info = encode_gif(frames, out_gif, frame_ms=gif.frame_ms, hold_first_ms=gif.hold_first_ms,
                       hold_last_ms=gif.hold_last_ms, pingpong=gif.pingpong, palette=gif.palette, dither=gif.dither)
     if still is not None:
         save_still(frames[-1], still)
     return RenderResult(gif=Path(out_gif), still=Path(still) if still else None, frames=len(frames),
-                        width=info.width, height=info.height, seconds=time.perf_counter() - started,
+                        width=info.width, height=info.height, seconds=seconds,
                         backend=keras.backend.backend(), precision=resolve(style.precision))
+
+
+def render(input_name, style, out_gif, still=None, options: RenderOptions = RenderOptions(), on_step=None):
+    """Dream `input_name` (a photo, or `noise[:WxH]`) with `style` into the GIF `out_gif` (and the still
+    `still`, if given). A class style dreams toward its class with the visualisation recipe (from
+    static with the spectrum decay, from a photo without); the others with the DeepDream engine."""
+    started = time.perf_counter()
+    frames = list(_frames(input_name, style, options, on_step))
+    return _save(frames, style, out_gif, still, options, time.perf_counter() - started)
+
+
+def render_many(inputs, style, outputs, options: RenderOptions = RenderOptions(), on_step=None) -> list:
+    """Render several inputs with one style into `outputs` [(gif, still)]: inputs of the same size dream
+    together, their tiles in the same network calls (`options.batch` tiles per call). Class styles and
+    zooms render one by one. Returns a RenderResult, or the DreamerError that stopped it, per input."""
+    if style.target_class or options.zoom or len(inputs) == 1:
+        return [_attempt(render, name, style, *out, options, on_step) for name, out in zip(inputs, outputs)]
+    results, images = {}, {}
+    for i, name in enumerate(inputs):
+        try:
+            images[i] = input_image(name, options.size, options.seed)
+        except DreamerError as exc:
+            results[i] = exc
+    _, _, stepper = prepare(style)
+    for shape in dict.fromkeys(image.shape for image in images.values()):
+        group = [i for i, image in images.items() if image.shape == shape]
+        started = time.perf_counter()
+        frames = list(dream_batch(stepper, [images[i] for i in group], schedule_of(style),
+                                  [options.seed] * len(group), batch=options.batch, on_step=on_step))
+        seconds = (time.perf_counter() - started) / len(group)
+        for k, i in enumerate(group):
+            results[i] = _attempt(_save, [f[k] for f in frames], style, *outputs[i], options, seconds)
+    return [results[i] for i in range(len(inputs))]
+
+
+def _attempt(function, *args):
+    try:
+        return function(*args)
+    except DreamerError as exc:
+        return exc

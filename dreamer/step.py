@@ -1,4 +1,4 @@
-"""One step of gradient ascent on an image, in keras.ops: the same code runs under every backend."""
+"""One step of gradient ascent on a batch of images, in keras.ops: the same code runs under every backend."""
 
 from keras import ops
 
@@ -6,14 +6,13 @@ from dreamer.lapnorm import laplacian_normalize
 from dreamer.tiles import rolled_gradient
 
 
-def ascent_step(gradient, image, shift, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
+def ascent_step(gradient, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
                 bucket=None):
-    """Roll, take the tiled gradient, normalise it (by its standard deviation, or band by band of a
-    Laplacian pyramid with `lapnorm`), step and clip to [-1, 1].
-
-    Returns (new image, objective score summed over the tiles)."""
-    grad, score = rolled_gradient(gradient, image, shift, tile_size, batch, bucket)
+    """Roll each image of `images` (B, H, W, 3) by its shift, take the tiled gradient, normalise it per image
+    (by its standard deviation, after a band-by-band Laplacian normalisation with `lapnorm`), step and
+    clip to [-1, 1]. Returns (new images, objective scores per image)."""
+    grad, scores = rolled_gradient(gradient, images, shifts, tile_size, batch, bucket)
     if lapnorm:
-        grad = laplacian_normalize(grad)
-    grad = grad / (ops.std(grad) + 1e-8)  # with lapnorm too, so that step sizes mean the same
-    return ops.clip(image + step_size * grad, -1.0, 1.0), score
+        grad = ops.stack([laplacian_normalize(g) for g in ops.unstack(grad)])
+    grad = grad / (ops.std(grad, axis=(1, 2, 3), keepdims=True) + 1e-8)  # each image on its own
+    return ops.clip(images + step_size * grad, -1.0, 1.0), scores

@@ -1,4 +1,8 @@
-"""Tiled gradients: big images go through the network in fixed-size tiles under a random roll."""
+"""Tiled gradients: big images go through the network in fixed-size tiles under a random roll.
+
+Images come as a batch (B, H, W, 3) of the same size: every image's tiles go through the network
+together, and each image keeps its own roll.
+"""
 
 import math
 
@@ -22,39 +26,45 @@ def bucketed(length: int, tile: int, bucket: int | None) -> int:
     return min(tile, math.ceil(length / bucket) * bucket)
 
 
-def periodic_pad(image, height: int, width: int):
-    """Extend `image` (H, W, C) periodically to (height, width): the same wrap-around as the roll."""
-    h, w = image.shape[0], image.shape[1]
+def periodic_pad(images, height: int, width: int):
+    """Extend `images` (B, H, W, C) periodically to (height, width): the same wrap-around as the roll."""
+    h, w = images.shape[1], images.shape[2]
     if (h, w) == (height, width):
-        return image
-    return ops.tile(image, (math.ceil(height / h), math.ceil(width / w), 1))[:height, :width]
+        return images
+    return ops.tile(images, (1, math.ceil(height / h), math.ceil(width / w), 1))[:, :height, :width]
 
 
-def tiled_gradient(gradient, image, tile_size: int, batch: int = 1, bucket: int | None = None):
-    """Gradient of the objective w.r.t. `image` (H, W, 3), computed tile by tile, `batch` tiles per call.
+def tiled_gradient(gradient, images, tile_size: int, batch: int = 1, bucket: int | None = None):
+    """Gradient of the objective w.r.t. `images` (B, H, W, 3), computed tile by tile.
 
-    `gradient(tiles) -> (gradients, scores)`. Returns (gradient of the image's shape, sum of scores)."""
-    height, width = image.shape[0], image.shape[1]
+    `gradient(tiles) -> (gradients, scores)`; each call gets at least one tile position of every image,
+    and up to `batch` tiles in all. Returns (gradients of the images' shape, scores per image (B,))."""
+    count, height, width = images.shape[0], images.shape[1], images.shape[2]
     padded_h, padded_w = bucketed(height, tile_size, bucket), bucketed(width, tile_size, bucket)
-    padded = periodic_pad(image, padded_h, padded_w)
+    padded = periodic_pad(images, padded_h, padded_w)
     th, tw = min(tile_size, padded_h), min(tile_size, padded_w)
     origins = [(y, x) for y in tile_starts(padded_h, th) for x in tile_starts(padded_w, tw)]
     if len(origins) == 1:
-        grads, scores = gradient(padded[None])
-        return grads[0, :height, :width], ops.sum(scores)
+        grads, scores = gradient(padded)
+        return grads[:, :height, :width], scores
     result = ops.zeros_like(padded)
-    total = 0.0
-    for i in range(0, len(origins), batch):
-        chunk = origins[i:i + batch]
-        grads, scores = gradient(ops.stack([padded[y:y + th, x:x + tw] for y, x in chunk]))
-        total = total + ops.sum(scores)
+    total = ops.zeros((count,))
+    per_call = max(1, batch // count)
+    for i in range(0, len(origins), per_call):
+        chunk = origins[i:i + per_call]
+        grads, scores = gradient(ops.concatenate([padded[:, y:y + th, x:x + tw] for y, x in chunk], axis=0))
+        total = total + ops.sum(ops.reshape(scores, (len(chunk), count)), axis=0)
         for k, (y, x) in enumerate(chunk):
-            result = ops.slice_update(result, (y, x, 0), grads[k])
-    return result[:height, :width], total
+            result = ops.slice_update(result, (0, y, x, 0), grads[k * count:(k + 1) * count])
+    return result[:, :height, :width], total
 
 
-def rolled_gradient(gradient, image, shift, tile_size: int, batch: int = 1, bucket: int | None = None):
-    """The tiled gradient of `image` rolled by `shift` (dy, dx), rolled back: tile seams move each step."""
-    rolled = ops.roll(image, shift, axis=(0, 1))
-    result, score = tiled_gradient(gradient, rolled, tile_size, batch, bucket)
-    return ops.roll(result, (-shift[0], -shift[1]), axis=(0, 1)), score
+def roll_each(images, shifts, sign: int = 1):
+    """Roll image b of `images` (B, H, W, C) by `sign` * shifts[b] = (dy, dx), with wrap-around."""
+    return ops.stack([ops.roll(images[b], (sign * dy, sign * dx), axis=(0, 1)) for b, (dy, dx) in enumerate(shifts)])
+
+
+def rolled_gradient(gradient, images, shifts, tile_size: int, batch: int = 1, bucket: int | None = None):
+    """The tiled gradient of each image rolled by its (dy, dx), rolled back: tile seams move each step."""
+    result, scores = tiled_gradient(gradient, roll_each(images, shifts), tile_size, batch, bucket)
+    return roll_each(result, shifts, -1), scores

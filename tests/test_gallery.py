@@ -281,3 +281,19 @@ def test_bad_static_entry_is_one_line(tiny_gallery, capsys):
     assert build_py().main(["--config", str(tiny_gallery / "gallery.toml")]) == 2
     err = capsys.readouterr().err.strip()
     assert "static" in err and "noise:big" in err and "\n" not in err
+
+
+def test_batched_build_dreams_photos_together_with_the_same_results(built, copy):
+    (copy / "gallery.toml").write_text(TINY_TOML.replace("size = 64", "size = 64\nbatch = 2"))
+    summary = build(copy, force=True)
+    assert done(summary) == ALL and summary.ok
+    old = json.loads((built[0] / "site" / "manifest.json").read_text())
+    new = check_site(copy / "site")
+    assert set(new["renders"]) == set(old["renders"])  # batching is speed only: the same keys
+    for key, entry in new["renders"].items():
+        with Image.open(copy / "site" / entry["gif"]) as a, Image.open(built[0] / "site" / entry["gif"]) as b:
+            assert a.n_frames == b.n_frames
+            for i in range(a.n_frames):
+                a.seek(i), b.seek(i)
+                diff = np.abs(np.asarray(a.convert("RGB"), int) - np.asarray(b.convert("RGB"), int))
+                assert diff.mean() < 2.0, (key, i)
