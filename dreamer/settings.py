@@ -27,7 +27,8 @@ DEFAULTS = {
     "templates": None,  # a folder of templates overriding the built-in ones, file by file
     "size": 384,  # long side of every GIF, still and photo in pixels
     "seed": 0,
-    "batch": 1,  # tiles per network call: speed only, not part of the render key
+    "batch": 1,  # photos dreamed together and tiles per network call: speed only, not part of the render key
+    "precision": None,  # "auto", "float32" or "bfloat16" for every style whose table does not set one
     "styles": ["vgg16-eyes", "vgg16-deep", "hed-edges", "effnet-lite0-objects"],
     "style": {},  # name -> inline definition or changes to a zoo style
     "gif": {
@@ -139,9 +140,18 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
         size=integer("size", data["size"], MIN_SIZE, MAX_SIZE),
         seed=integer("seed", data["seed"], 0, 2**32 - 1),
         batch=integer("batch", data["batch"], 1, 256),
-        styles=_styles(data["styles"], data["style"], fail),
+        styles=_with_precision(_styles(data["styles"], data["style"], fail), data["precision"], data["style"], fail),
         gif=dict(gif), source=source,
     )
+
+
+def _with_precision(styles, precision, tables, fail) -> tuple[Style, ...]:
+    """Apply the gallery-wide `precision` to the styles whose [style.NAME] table sets none."""
+    if precision is None:
+        return styles
+    if precision not in PRECISIONS:
+        fail("precision", f"must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return tuple(s if "precision" in tables.get(s.name, {}) else s.replace(precision=precision) for s in styles)
 
 
 def _static(names, size, fail) -> tuple[str, ...]:

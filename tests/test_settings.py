@@ -59,6 +59,13 @@ def test_create_settings_takes_style_objects():
     assert create_settings(styles=[style], size=64).styles == (style,)
 
 
+def test_gallery_precision_applies_where_a_style_sets_none(tmp_path):
+    settings = load(write(tmp_path, "precision = 'bfloat16'\nstyles = ['vgg16-eyes', 'hed-edges']\n"
+                                    "[style.hed-edges]\nprecision = 'float32'"))
+    assert [s.precision for s in settings.styles] == ["bfloat16", "float32"]
+    assert load(write(tmp_path, "styles = ['vgg16-eyes']")).styles[0].precision == "auto"
+
+
 @pytest.mark.parametrize("text, expected", [
     ("colour = 'red'", "unknown key 'colour'"),
     ("size = 'big'", "size: must be an integer from 32 to 4096, got 'big'"),
@@ -78,6 +85,7 @@ def test_create_settings_takes_style_objects():
     ("styles = ['mine']\n[style.mine]\nnetwork = 'vgg16'", "style.mine: style 'mine': missing key 'layers'"),
     ("styles = ['vgg16-eyes']\n[style.mine]\nbase = 'vgg16-eyes'", "style.mine: defined but not listed in styles"),
     ("size = ", "not valid TOML"),
+    ("precision = 'fp8'", "precision: must be one of auto, float32, bfloat16, got 'fp8'"),
 ])
 def test_bad_config_is_one_line_naming_the_key(tmp_path, text, expected):
     with pytest.raises(ConfigError) as info:
