@@ -116,3 +116,22 @@ def test_class_on_a_network_without_a_head_is_one_line():
 
     with pytest.raises(StyleError, match="no class head.*effnet-lite0.*mobilenetv2"):
         class_names("vgg16")
+
+
+def test_guide_dreams_toward_another_photo(tmp_path):
+    from dreamer.engine import objective_value
+    from dreamer.render import prepare
+    from dreamer.zoo import get_style
+
+    photo, guide = write_photo(tmp_path / "cat.png"), tmp_path / "coffee.png"
+    Image.fromarray(skimage.data.coffee()).resize((60, 40)).save(guide)
+    out = tmp_path / "guided.gif"
+    assert main(["render", str(photo), *TINY, "--steps", "4", "--guide", str(guide), "-o", str(out)]) == 0
+    assert gif_frames(out) == (5, (48, 32))
+    style = get_style("vgg16-textures").replace(octaves=1, steps=4, every=1, guide=str(guide))
+    extract, objective, _ = prepare(style)  # the guide's objective: alignment with the coffee's features
+    with Image.open(out) as gif:
+        gif.seek(gif.n_frames - 1)
+        last = np.asarray(gif.convert("RGB"))
+    first = np.asarray(Image.open(photo).convert("RGB").resize((48, 32), Image.LANCZOS))
+    assert objective_value(extract, objective, last) > objective_value(extract, objective, first)
