@@ -2,20 +2,32 @@
 
 `jax.jit` of `jax.grad` through `model.stateless_call`, with the weights passed as arguments (not
 baked into the program as constants), and a `lax.fori_loop` over the steps whose roll offsets come
-in as an array. Images are padded to shape buckets so a render compiles a handful of programs.
+in as an array. Images travel in buffers padded to multiples of `BUCKET` pixels, their true size
+passed as numbers, so every octave and photo whose sizes share a bucket shares one compiled program.
 """
+
+import math
 
 import jax
 import jax.numpy as jnp
 
+from dreamer.lapnorm import laplacian_normalize
 from dreamer.objectives import INPUT
-from dreamer.step import ascent_step
+from dreamer.tiles import tiled_gradient
+
+BUCKET = 128
+
+
+def _periodic_views(buffers, size, shifts):
+    """Each image (the top-left `size` of its buffer) rolled by its shift and repeated to the buffer's shape."""
+    height, width = size
+    rows = jnp.arange(buffers.shape[1])
+    cols = jnp.arange(buffers.shape[2])
+    return jnp.stack([buffers[b][(rows - dy) % height][:, (cols - dx) % width] for b, (dy, dx) in enumerate(shifts)])
 
 
 class Stepper:
     """Advances a dream by a few steps in one compiled call; `compiles` counts the programs traced."""
-
-    bucket = 128
 
     def __init__(self, extract, objective, xla: bool = True):  # JAX always compiles with XLA
         self.extract = extract
@@ -28,28 +40,42 @@ class Stepper:
 
         gradient_of = jax.grad(total, has_aux=True)
 
-        def advance(images, shifts, trainable, non_trainable, step_size, tile_size, batch, lapnorm):
+        def advance(buffers, size, shifts, trainable, non_trainable, step_size, tile_size, batch, lapnorm):
             self.compiles += 1
+            inside = ((jnp.arange(buffers.shape[1]) < size[0])[:, None]
+                      & (jnp.arange(buffers.shape[2]) < size[1])[None, :])[None, :, :, None]
+            pixels = jnp.sum(inside) * 3
 
             def gradient(tiles):
                 return gradient_of(tiles, trainable, non_trainable)
 
             def body(i, carry):
-                step_shifts = [(shifts[i, b, 0], shifts[i, b, 1]) for b in range(images.shape[0])]
-                return ascent_step(gradient, carry[0], step_shifts, step_size, tile_size, batch, lapnorm,
-                                   self.bucket)
+                step_shifts = [(shifts[i, b, 0], shifts[i, b, 1]) for b in range(buffers.shape[0])]
+                views, back = jax.vjp(lambda x: _periodic_views(x, size, step_shifts), carry[0])
+                grads, scores = tiled_gradient(gradient, views, tile_size, batch)
+                grad = back(grads)[0] * inside  # each pixel gets the gradient of all its copies
+                if lapnorm:
+                    grad = jnp.stack([laplacian_normalize(g) for g in grad]) * inside
+                mean = jnp.sum(grad, axis=(1, 2, 3), keepdims=True) / pixels
+                std = jnp.sqrt(jnp.sum(jnp.square(grad - mean) * inside, axis=(1, 2, 3), keepdims=True) / pixels)
+                return jnp.clip(carry[0] + step_size * grad / (std + 1e-8), -1.0, 1.0), scores
 
-            return jax.lax.fori_loop(0, shifts.shape[0], body, (images, jnp.zeros(images.shape[0], jnp.float32)))
+            return jax.lax.fori_loop(0, shifts.shape[0], body, (buffers, jnp.zeros(buffers.shape[0], jnp.float32)))
 
-        self._advance = jax.jit(advance, static_argnums=(4, 5, 6, 7))
+        self._advance = jax.jit(advance, static_argnums=(5, 6, 7, 8))
 
     def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
         """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return
         (images, scores per image of the last step)."""
-        return self._advance(jnp.asarray(images, jnp.float32), jnp.asarray(shifts, jnp.int32),
-                             [v.value for v in self.extract.trainable_variables],
-                             [v.value for v in self.extract.non_trainable_variables],
-                             float(step_size), int(tile_size), int(batch), bool(lapnorm))
+        height, width = images.shape[1], images.shape[2]
+        padded = (math.ceil(height / BUCKET) * BUCKET, math.ceil(width / BUCKET) * BUCKET)
+        buffers = jnp.pad(jnp.asarray(images, jnp.float32),
+                          ((0, 0), (0, padded[0] - height), (0, padded[1] - width), (0, 0)))
+        buffers, scores = self._advance(buffers, jnp.array([height, width], jnp.int32), jnp.asarray(shifts, jnp.int32),
+                                        [v.value for v in self.extract.trainable_variables],
+                                        [v.value for v in self.extract.non_trainable_variables],
+                                        float(step_size), int(tile_size), int(batch), bool(lapnorm))
+        return buffers[:, :height, :width], scores
 
 
 def parameter_gradient(loss):

@@ -6,12 +6,11 @@ from dreamer.lapnorm import laplacian_normalize
 from dreamer.tiles import rolled_gradient
 
 
-def ascent_step(gradient, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
-                bucket=None):
+def ascent_step(gradient, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
     """Roll each image of `images` (B, H, W, 3) by its shift, take the tiled gradient, normalise it per image
     (by its standard deviation, after a band-by-band Laplacian normalisation with `lapnorm`), step and
     clip to [-1, 1]. Returns (new images, objective scores per image)."""
-    grad, scores = rolled_gradient(gradient, images, shifts, tile_size, batch, bucket)
+    grad, scores = rolled_gradient(gradient, images, shifts, tile_size, batch)
     if lapnorm:
         grad = ops.stack([laplacian_normalize(g) for g in ops.unstack(grad)])
     grad = grad / (ops.std(grad, axis=(1, 2, 3), keepdims=True) + 1e-8)  # each image on its own

@@ -4,8 +4,6 @@ Images come as a batch (B, H, W, 3) of the same size: every image's tiles go thr
 together, and each image keeps its own roll.
 """
 
-import math
-
 from keras import ops
 
 
@@ -18,45 +16,26 @@ def tile_starts(length: int, tile: int) -> list[int]:
     return starts + [length - tile]
 
 
-def bucketed(length: int, tile: int, bucket: int | None) -> int:
-    """The side a dimension is padded to before tiling: itself, or (with `bucket`) the next multiple of
-    `bucket` below the tile size, so a compiler sees a handful of shapes instead of one per octave."""
-    if bucket is None or length >= tile:
-        return length
-    return min(tile, math.ceil(length / bucket) * bucket)
-
-
-def periodic_pad(images, height: int, width: int):
-    """Extend `images` (B, H, W, C) periodically to (height, width): the same wrap-around as the roll."""
-    h, w = images.shape[1], images.shape[2]
-    if (h, w) == (height, width):
-        return images
-    return ops.tile(images, (1, math.ceil(height / h), math.ceil(width / w), 1))[:, :height, :width]
-
-
-def tiled_gradient(gradient, images, tile_size: int, batch: int = 1, bucket: int | None = None):
+def tiled_gradient(gradient, images, tile_size: int, batch: int = 1):
     """Gradient of the objective w.r.t. `images` (B, H, W, 3), computed tile by tile.
 
     `gradient(tiles) -> (gradients, scores)`; each call gets at least one tile position of every image,
     and up to `batch` tiles in all. Returns (gradients of the images' shape, scores per image (B,))."""
     count, height, width = images.shape[0], images.shape[1], images.shape[2]
-    padded_h, padded_w = bucketed(height, tile_size, bucket), bucketed(width, tile_size, bucket)
-    padded = periodic_pad(images, padded_h, padded_w)
-    th, tw = min(tile_size, padded_h), min(tile_size, padded_w)
-    origins = [(y, x) for y in tile_starts(padded_h, th) for x in tile_starts(padded_w, tw)]
+    th, tw = min(tile_size, height), min(tile_size, width)
+    origins = [(y, x) for y in tile_starts(height, th) for x in tile_starts(width, tw)]
     if len(origins) == 1:
-        grads, scores = gradient(padded)
-        return grads[:, :height, :width], scores
-    result = ops.zeros_like(padded)
+        return gradient(images)
+    result = ops.zeros_like(images)
     total = ops.zeros((count,))
     per_call = max(1, batch // count)
     for i in range(0, len(origins), per_call):
         chunk = origins[i:i + per_call]
-        grads, scores = gradient(ops.concatenate([padded[:, y:y + th, x:x + tw] for y, x in chunk], axis=0))
+        grads, scores = gradient(ops.concatenate([images[:, y:y + th, x:x + tw] for y, x in chunk], axis=0))
         total = total + ops.sum(ops.reshape(scores, (len(chunk), count)), axis=0)
         for k, (y, x) in enumerate(chunk):
             result = ops.slice_update(result, (0, y, x, 0), grads[k * count:(k + 1) * count])
-    return result[:, :height, :width], total
+    return result, total
 
 
 def roll_each(images, shifts, sign: int = 1):
@@ -64,7 +43,7 @@ def roll_each(images, shifts, sign: int = 1):
     return ops.stack([ops.roll(images[b], (sign * dy, sign * dx), axis=(0, 1)) for b, (dy, dx) in enumerate(shifts)])
 
 
-def rolled_gradient(gradient, images, shifts, tile_size: int, batch: int = 1, bucket: int | None = None):
+def rolled_gradient(gradient, images, shifts, tile_size: int, batch: int = 1):
     """The tiled gradient of each image rolled by its (dy, dx), rolled back: tile seams move each step."""
-    result, scores = tiled_gradient(gradient, roll_each(images, shifts), tile_size, batch, bucket)
+    result, scores = tiled_gradient(gradient, roll_each(images, shifts), tile_size, batch)
     return roll_each(result, shifts, -1), scores
