@@ -36,3 +36,17 @@ class Stepper:
             images, scores = ascent_step(self.gradient, images, [(int(dy), int(dx)) for dy, dx in step_shifts],
                                          step_size, tile_size, batch, lapnorm)
         return images, scores
+
+
+def parameter_gradient(loss):
+    """`step(params, *args) -> (d loss / d params, loss)` for a scalar `loss(params, *args)`, traced once
+    per argument shape: the gradient of a render loop that optimises parameters, not pixels."""
+
+    @tf.function(reduce_retracing=True)
+    def step(params, *args):
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            value = loss(params, *args)
+        return tape.gradient(value, params), value
+
+    return step
