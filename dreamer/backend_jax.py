@@ -3,7 +3,8 @@
 `jax.jit` of `jax.grad` through `model.stateless_call`, with the weights passed as arguments (not
 baked into the program as constants), and a `lax.fori_loop` over the steps whose roll offsets come
 in as an array. Images travel in buffers padded to multiples of `BUCKET` pixels, their true size
-passed as numbers, so every octave and photo whose sizes share a bucket shares one compiled program.
+passed as numbers, and the roll offsets in SHIFT_ROWS-row blocks with the step count passed as a number,
+so every octave, photo and chunk of steps whose sizes share a bucket shares one compiled program.
 """
 
 import math
@@ -16,6 +17,7 @@ from dreamer.objectives import INPUT
 from dreamer.tiles import tiled_gradient
 
 BUCKET = 128
+SHIFT_ROWS = 16
 
 
 def _periodic_views(buffers, size, shifts):
@@ -40,7 +42,7 @@ class Stepper:
 
         gradient_of = jax.grad(total, has_aux=True)
 
-        def advance(buffers, size, shifts, trainable, non_trainable, step_size, tile_size, batch, lapnorm):
+        def advance(buffers, size, shifts, steps, trainable, non_trainable, step_size, tile_size, batch, lapnorm):
             self.compiles += 1
             inside = ((jnp.arange(buffers.shape[1]) < size[0])[:, None]
                       & (jnp.arange(buffers.shape[2]) < size[1])[None, :])[None, :, :, None]
@@ -60,9 +62,9 @@ class Stepper:
                 std = jnp.sqrt(jnp.sum(jnp.square(grad - mean) * inside, axis=(1, 2, 3), keepdims=True) / pixels)
                 return jnp.clip(carry[0] + step_size * grad / (std + 1e-8), -1.0, 1.0), scores
 
-            return jax.lax.fori_loop(0, shifts.shape[0], body, (buffers, jnp.zeros(buffers.shape[0], jnp.float32)))
+            return jax.lax.fori_loop(0, steps, body, (buffers, jnp.zeros(buffers.shape[0], jnp.float32)))
 
-        self._advance = jax.jit(advance, static_argnums=(5, 6, 7, 8))
+        self._advance = jax.jit(advance, static_argnums=(6, 7, 8, 9))
 
     def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
         """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return
@@ -71,7 +73,10 @@ class Stepper:
         padded = (math.ceil(height / BUCKET) * BUCKET, math.ceil(width / BUCKET) * BUCKET)
         buffers = jnp.pad(jnp.asarray(images, jnp.float32),
                           ((0, 0), (0, padded[0] - height), (0, padded[1] - width), (0, 0)))
-        buffers, scores = self._advance(buffers, jnp.array([height, width], jnp.int32), jnp.asarray(shifts, jnp.int32),
+        steps = len(shifts)  # shifts padded to a multiple of SHIFT_ROWS: chunks of 1-16 steps share a program
+        rows = -(-steps // SHIFT_ROWS) * SHIFT_ROWS
+        shifts = jnp.pad(jnp.asarray(shifts, jnp.int32), ((0, rows - steps), (0, 0), (0, 0)))
+        buffers, scores = self._advance(buffers, jnp.array([height, width], jnp.int32), shifts, jnp.int32(steps),
                                         [v.value for v in self.extract.trainable_variables],
                                         [v.value for v in self.extract.non_trainable_variables],
                                         float(step_size), int(tile_size), int(batch), bool(lapnorm))

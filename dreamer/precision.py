@@ -1,6 +1,9 @@
 """Numeric precision of the network: bfloat16 where the hardware runs it natively, else float32."""
 
 import contextlib
+import functools
+import shutil
+import subprocess
 from pathlib import Path
 
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -22,15 +25,31 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=1)
+def gpu_has_native_bf16() -> bool:
+    """True when `nvidia-smi` reports NVIDIA GPUs of compute capability 8.0 or newer (Ampere on)."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    try:
+        out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    capabilities = [float(x) for x in out.split() if x.replace(".", "", 1).isdigit()]
+    return bool(capabilities) and min(capabilities) >= 8.0
+
+
 def resolve(precision: str) -> str:
-    """Turn 'auto' into 'bfloat16' or 'float32' for this machine; check the name."""
+    """Turn 'auto' into 'bfloat16' or 'float32' for this machine (bfloat16 with an AMX CPU or an Ampere-or-newer
+    NVIDIA GPU); check the name."""
     if precision not in PRECISIONS:
         from dreamer.errors import DreamerError
 
         raise DreamerError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
-    return "bfloat16" if cpu_has_native_bf16() else "float32"
+    return "bfloat16" if cpu_has_native_bf16() or gpu_has_native_bf16() else "float32"
 
 
 @contextlib.contextmanager
