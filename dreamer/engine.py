@@ -11,7 +11,6 @@ from keras import ops
 
 from dreamer.objectives import evaluate
 
-
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this would shrink the deepest layers to nothing
 
 
@@ -76,6 +75,11 @@ def _chunks(first_step: int, steps: int, every: int, total: int) -> list[int]:
     return [b - a for a, b in zip([first_step] + cuts[:-1], cuts)]
 
 
+def _rolls(rng, shape, count: int) -> np.ndarray:
+    """`count` random (dy, dx) roll offsets for an image of `shape` (H, W), shape (count, 2)."""
+    return np.stack([rng.integers(shape[0], size=count), rng.integers(shape[1], size=count)], axis=1)
+
+
 def dream(stepper, image: np.ndarray, schedule: Schedule, seed: int = 0, batch: int = 1, on_step=None):
     """Dream `image` (uint8 H x W x 3) with a backend's `stepper`; yield `schedule.frame_count` uint8 frames.
 
@@ -102,8 +106,7 @@ def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: i
         base_octave = _resize(base, shape)
         current = base_octave if detail is None else base_octave + _resize(detail, shape)
         for count in _chunks(done, schedule.steps, schedule.every, schedule.total_steps):
-            shifts = np.stack([np.stack([rng.integers(shape[0], size=count), rng.integers(shape[1], size=count)],
-                                        axis=1) for rng in rngs], axis=1)  # (steps, images, 2)
+            shifts = np.stack([_rolls(rng, shape, count) for rng in rngs], axis=1)  # (steps, images, 2)
             current, scores = stepper.advance(current, shifts, schedule.step_size, schedule.tile_size, batch,
                                               schedule.lapnorm)
             done += count
@@ -133,7 +136,7 @@ def zoom_dream(stepper, image: np.ndarray, schedule: Schedule, factor: float, se
     yield image
     for done in range(0, schedule.total_steps, schedule.every):
         count = min(schedule.every, schedule.total_steps - done)
-        shifts = np.stack([rng.integers(height, size=count), rng.integers(width, size=count)], axis=1)
+        shifts = _rolls(rng, (height, width), count)
         current, scores = stepper.advance(zoom_into(current, factor)[None], shifts[:, None], schedule.step_size,
                                           schedule.tile_size, batch, schedule.lapnorm)
         current = current[0]

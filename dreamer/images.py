@@ -28,7 +28,8 @@ def load_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     except FileNotFoundError:
         raise InputError(path, "file not found; check the path or remove it from inputs/") from None
     except IsADirectoryError:
-        raise InputError(path, "is a directory, not an image file; pass image files or remove it from inputs/") from None
+        raise InputError(path, "is a directory, not an image file; "
+                               "pass image files or remove it from inputs/") from None
     except OSError as exc:
         raise InputError(path, f"cannot be opened ({exc.strerror}); check its permissions") from None
     with fp, warnings.catch_warnings():

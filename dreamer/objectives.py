@@ -172,7 +172,7 @@ def parse(text: str, classes=None) -> Objective:
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult)):
             left, right = build(node.left), build(node.right)
             numbers = [isinstance(side, (int, float)) and not isinstance(side, bool) for side in (left, right)]
-            if isinstance(node.op, ast.Mult) and sum(numbers) == 1 and not any(isinstance(x, str) for x in (left, right)):
+            if isinstance(node.op, ast.Mult) and sum(numbers) == 1 and Objective in (type(left), type(right)):
                 return left * right
             both = isinstance(left, Objective) and isinstance(right, Objective)
             if both and isinstance(node.op, ast.Add):

@@ -67,19 +67,17 @@ def _dreamer_for(network: str, precision: str, layer_items: tuple, channel_items
     loaded = load_network(network, precision)
     layers = dict(layer_items)
     if objective_text:
-        classes = class_names(network) if "class_logit" in objective_text else None
-        objective = objectives.parse(objective_text, classes=classes)
-        extract = loaded.extractor(sorted(objective.layers))
-        return extract, objective, make_stepper(extract, objective)
-    if target_class:
+        objective = objectives.parse(objective_text,
+                                     classes=class_names(network) if "class_logit" in objective_text else None)
+    elif target_class:
         objective = objectives.class_logit(target_class, classes=class_names(network))
-        return loaded.extractor(sorted(objective.layers)), objective, None
-    extract = loaded.extractor(sorted(layers))
-    if guide:
-        objective = objectives.from_guide(resize_to_long_side(load_image(guide), 512), layers, extract)
+    elif guide:
+        guide_image = resize_to_long_side(load_image(guide), 512)
+        objective = objectives.from_guide(guide_image, layers, loaded.extractor(sorted(layers)))
     else:
         objective = objectives.from_style_parts(layers, dict(channel_items))
-    return extract, objective, make_stepper(extract, objective)
+    extract = loaded.extractor(sorted(objective.layers))
+    return extract, objective, None if target_class else make_stepper(extract, objective)
 
 
 def prepare(style):

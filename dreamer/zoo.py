@@ -54,7 +54,8 @@ class Style:
         if unknown:
             raise StyleError(f"style {data.get('name', '?')!r}: unknown key {unknown[0]!r}")
         data = {**data, "target_class": str(data.get("target_class", ""))}  # an index may come as a number
-        required = ("name", "network") if data["target_class"] or data.get("objective") else ("name", "network", "layers")
+        layerless = data["target_class"] or data.get("objective")  # these styles need no `layers`
+        required = ("name", "network") if layerless else ("name", "network", "layers")
         missing = [k for k in required if k not in data]
         if missing:
             raise StyleError(f"style {data.get('name', '?')!r}: missing key {missing[0]!r}")
