@@ -74,7 +74,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dreamer import objectives  # noqa: E402
-from dreamer.backend_jax import Stepper  # noqa: E402
+from dreamer.backend_jax import BUCKET, Stepper  # noqa: E402
 from dreamer import engine  # noqa: E402
 from dreamer.engine import Schedule  # noqa: E402
 from dreamer.objectives import INPUT  # noqa: E402
@@ -193,8 +193,10 @@ def timed(fn, repeats: int):
     return first, statistics.median(times), min(times), max(times)
 
 
-def bare_jax(extract, objective, size: int, batch: int, steps: int, step_size: float, repeats: int):
-    """The bare jitted Keras-JAX step on `batch` images of size x size, `steps` steps per compiled call."""
+def bare_jax(extract, objective, size, batch: int, steps: int, step_size: float, repeats: int):
+    """The bare jitted Keras-JAX step on `batch` images of size x size (or `size` = (h, w)), `steps` steps per
+    compiled call."""
+    height, width = (size, size) if isinstance(size, int) else size
     trainable = [v.value for v in extract.trainable_variables]
     non_trainable = [v.value for v in extract.non_trainable_variables]
 
@@ -212,10 +214,35 @@ def bare_jax(extract, objective, size: int, batch: int, steps: int, step_size: f
             return jnp.clip(x + step_size * g, -1.0, 1.0)
         return jax.lax.fori_loop(0, steps, body, images)
 
-    images = jax.random.uniform(jax.random.key(0), (batch, size, size, 3), jnp.float32, -1.0, 1.0)
+    images = jax.random.uniform(jax.random.key(0), (batch, height, width, 3), jnp.float32, -1.0, 1.0)
     first, median, low, high = timed(lambda: run(images, trainable, non_trainable).block_until_ready(), repeats)
     return {"warmup_s": first, "median_s": median, "min_s": low, "max_s": high,
             "img_steps": batch * steps, "img_steps_per_s": batch * steps / median}
+
+
+def bare_octaves(extract, objective, size: int, batch: int, octaves: int, steps: int, step_size: float,
+                 repeats: int):
+    """The bare step doing a full render's work: `steps` steps at each of its octaves' true sizes, no rolls,
+    tiles or frames (one compiled call per octave). Img-steps count pixels as render_jax does."""
+    parts = [bare_jax(extract, objective, shape, batch, steps, step_size, repeats)
+             for shape in engine.octave_shapes(size, size, octaves, OCTAVE_SCALE)]
+    pixels = sum(h * w for h, w in engine.octave_shapes(size, size, octaves, OCTAVE_SCALE))
+    work = batch * steps * pixels / size ** 2
+    median = sum(p["median_s"] for p in parts)
+    return {"warmup_s": sum(p["warmup_s"] for p in parts), "median_s": median,
+            "min_s": sum(p["min_s"] for p in parts), "max_s": sum(p["max_s"] for p in parts), "img_steps": work,
+            "img_steps_per_s": work / median}
+
+
+def auto_batch(extract, objective, size: int) -> dict:
+    """What `--batch auto` picks for images of size x size in tiles of `size`, and from what."""
+    from dreamer.batching import free_accelerator_bytes, resolve_batch
+
+    stepper = Stepper(extract, objective)
+    free = free_accelerator_bytes()
+    return {"free_gib": None if free is None else free / 2**30,
+            "tile_gib": stepper.tile_bytes(size, size, size) / 2**30,
+            "batch": resolve_batch("auto", stepper, size, size, size)}
 
 
 def render_shape(size: int, batch: int) -> tuple[int, int]:
@@ -561,7 +588,8 @@ def main(argv=None) -> int:
         log(f"torch: {info.get('torch', torch_note)}; cuda available: {info.get('torch_cuda')}; "
             f"device: {info.get('torch_device')}")
         from dreamer.precision import resolve
-        log(f"precision 'auto' resolves to {resolve('auto')} here (dreamer.precision looks at CPU flags only)")
+        log(f"precision 'auto' resolves to {resolve('auto')} here (bfloat16 with AMX CPUs or NVIDIA GPUs of compute "
+            f"capability 8.0 or newer)")
         results["matmul_tflops"] = matmul_tflops(torch, q)
         log("bf16 matmul TFLOP/s (n=%d): %s" % (256 if q else 8192,
             ", ".join(f"{k} {v:.1f}" for k, v in results["matmul_tflops"].items())))
@@ -602,11 +630,19 @@ def main(argv=None) -> int:
                 entry["torch"] = bare_torch(torch, size, batch, bare_steps, step_size, repeats)
             entry["render_1oct"] = render_jax(extract, objective, size, batch, 1, one_octave_steps, every,
                                               step_size, repeats)
+            if kind == "vgg16" and size == sizes[0]:  # the same steps in one call, one frame: the cost inside
+                entry["render_1call"] = render_jax(extract, objective, size, batch, 1, one_octave_steps,  # the
+                                                   one_octave_steps, step_size, repeats)  # program, apart from frames
             if kind == "vgg16" and batch > 1 and size == sizes[0]:
                 entry["render_1oct_tiles"] = render_jax(extract, objective, size, batch, 1, one_octave_steps,
                                                         every, step_size, repeats, tiles=True)
             entry["render_full"] = render_jax(extract, objective, size, batch, octaves, steps, every, step_size,
                                               repeats)
+            if kind == "vgg16" and size == sizes[0]:
+                entry["bare_octaves"] = bare_octaves(extract, objective, size, batch, octaves, steps, step_size,
+                                                     repeats)
+            if batch == batches[0]:
+                entry["auto_batch"] = auto_batch(extract, objective, size)
         except Exception as exc:  # noqa: BLE001 - one configuration's failure must not lose the others
             entry["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         log(json.dumps(entry, default=float))
@@ -653,11 +689,25 @@ def main(argv=None) -> int:
                     else "  PyTorch step: skipped")
             one = entry["render_1oct"]
             log(fmt_row(f"render, 1 oct, {one['image']}", one, flops, base=bare, torch_rate=torch_rate))
+            if "render_1call" in entry:
+                log(fmt_row("render, 1 oct, 1 call, 1 frame", entry["render_1call"], flops, base=bare,
+                            torch_rate=torch_rate))
             if "render_1oct_tiles" in entry:
                 tiled = entry["render_1oct_tiles"]
                 log(fmt_row(f"render, 1 oct, {tiled['image']}", tiled, flops, base=bare, torch_rate=torch_rate))
             full = entry["render_full"]
             log(fmt_row(f"render, full, {full['image']}", full, flops, base=bare, torch_rate=torch_rate))
+            if "bare_octaves" in entry:
+                same = entry["bare_octaves"]
+                log(fmt_row("bare step, the same octaves", same, flops, base=bare))
+                log(f"    full render / bare step at the same octaves = "
+                    f"{full['img_steps_per_s'] / same['img_steps_per_s']:.2f} (the engine's own overhead, "
+                    f"padding to {BUCKET}-px buckets included)")
+            if "auto_batch" in entry:
+                auto = entry["auto_batch"]
+                free = "no accelerator" if auto["free_gib"] is None else f"{auto['free_gib']:.1f} GiB free"
+                log(f"    --batch auto at {entry['size']} px: {auto['batch']} tiles ({free}, "
+                    f"{auto['tile_gib']:.2f} GiB a tile)")
             ratio = full["img_steps_per_s"] / bare
             log(f"    engine time beyond the bare step, per frame: 1 octave "
                 f"{frame_overhead_ms(entry['render_1oct'], entry['bare']):.1f} ms, full "

@@ -4,7 +4,8 @@
 baked into the program as constants), and a `lax.fori_loop` over the steps whose roll offsets come
 in as an array. Images travel in buffers padded to multiples of `BUCKET` pixels, their true size
 passed as numbers, and the roll offsets in SHIFT_ROWS-row blocks with the step count passed as a number,
-so every octave, photo and chunk of steps whose sizes share a bucket shares one compiled program.
+so every octave, photo and chunk of steps whose sizes share a bucket shares one compiled program, kept
+on disk (in the Dreamer cache) for the next run.
 """
 
 import math
@@ -13,19 +14,51 @@ import jax
 import jax.numpy as jnp
 
 from dreamer.lapnorm import laplacian_normalize
+from dreamer.paths import cache_dir
 from dreamer.objectives import INPUT
 from dreamer.tiles import tiled_gradient
 
-BUCKET = 128
+BUCKET = 64
 SHIFT_ROWS = 16
+
+if not jax.config.jax_compilation_cache_dir:  # compiled programs outlive the process: a GPU compile with its
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))  # autotuning takes ~20 s
+
+
+def _bucketed(side: int) -> int:
+    """`side` rounded up to its shape bucket."""
+    return math.ceil(side / BUCKET) * BUCKET
+
+
+def _view_axis(image, axis: int, shift, length):
+    """Along `axis`, the first `length` entries of `image` rolled by `shift` and repeated to its full extent."""
+    return jnp.take(image, (jnp.arange(image.shape[axis]) - shift) % length, axis=axis)
+
+
+def _fold_axis(grad, axis: int, shift, length, copies: int):
+    """The transpose of `_view_axis`, written as gathers (XLA's scatter-add, jax.vjp's transpose of a gather,
+    is slow on GPUs): entry i gets the gradient of each of its `copies` repeats in the view."""
+    extent = grad.shape[axis]
+    first = (jnp.arange(extent) + shift) % length
+    broadcast = [1] * grad.ndim
+    broadcast[axis] = extent
+    total = 0.0
+    for k in range(copies):
+        index = first + k * length
+        total = total + jnp.take(grad, jnp.minimum(index, extent - 1), axis=axis) * (index < extent).reshape(broadcast)
+    return total
 
 
 def _periodic_views(buffers, size, shifts):
     """Each image (the top-left `size` of its buffer) rolled by its shift and repeated to the buffer's shape."""
-    height, width = size
-    rows = jnp.arange(buffers.shape[1])
-    cols = jnp.arange(buffers.shape[2])
-    return jnp.stack([buffers[b][(rows - dy) % height][:, (cols - dx) % width] for b, (dy, dx) in enumerate(shifts)])
+    return jnp.stack([_view_axis(_view_axis(buffers[b], 0, dy, size[0]), 1, dx, size[1])
+                      for b, (dy, dx) in enumerate(shifts)])
+
+
+def _fold_views(grads, size, shifts, copies):
+    """The gradient of each image from the gradient of its periodic view: each pixel sums its copies'."""
+    return jnp.stack([_fold_axis(_fold_axis(grads[b], 1, dx, size[1], copies[1]), 0, dy, size[0], copies[0])
+                      for b, (dy, dx) in enumerate(shifts)])
 
 
 class Stepper:
@@ -41,8 +74,11 @@ class Stepper:
             return jnp.sum(scores), scores
 
         gradient_of = jax.grad(total, has_aux=True)
+        self._gradient_of = gradient_of
+        self._tile_bytes = {}
 
-        def advance(buffers, size, shifts, steps, trainable, non_trainable, step_size, tile_size, batch, lapnorm):
+        def advance(buffers, size, shifts, steps, trainable, non_trainable, step_size, tile_size, batch, lapnorm,
+                    copies):
             self.compiles += 1
             inside = ((jnp.arange(buffers.shape[1]) < size[0])[:, None]
                       & (jnp.arange(buffers.shape[2]) < size[1])[None, :])[None, :, :, None]
@@ -53,9 +89,8 @@ class Stepper:
 
             def body(i, carry):
                 step_shifts = [(shifts[i, b, 0], shifts[i, b, 1]) for b in range(buffers.shape[0])]
-                views, back = jax.vjp(lambda x: _periodic_views(x, size, step_shifts), carry[0])
-                grads, scores = tiled_gradient(gradient, views, tile_size, batch)
-                grad = back(grads)[0] * inside  # each pixel gets the gradient of all its copies
+                grads, scores = tiled_gradient(gradient, _periodic_views(carry[0], size, step_shifts), tile_size, batch)
+                grad = _fold_views(grads, size, step_shifts, copies) * inside
                 if lapnorm:
                     grad = jnp.stack([laplacian_normalize(g) for g in grad]) * inside
                 mean = jnp.sum(grad, axis=(1, 2, 3), keepdims=True) / pixels
@@ -64,22 +99,36 @@ class Stepper:
 
             return jax.lax.fori_loop(0, steps, body, (buffers, jnp.zeros(buffers.shape[0], jnp.float32)))
 
-        self._advance = jax.jit(advance, static_argnums=(6, 7, 8, 9))
+        self._advance = jax.jit(advance, static_argnums=(6, 7, 8, 9, 10))
+
+    def _weights(self):
+        return ([v.value for v in self.extract.trainable_variables],
+                [v.value for v in self.extract.non_trainable_variables])
+
+    def tile_bytes(self, height: int, width: int, tile_size: int) -> int:
+        """Device memory one tile's gradient needs (XLA's own count of its temporaries and output) for
+        images of height x width dreamed in tiles of `tile_size`."""
+        shape = tuple(min(tile_size, _bucketed(side)) for side in (height, width))
+        if shape not in self._tile_bytes:
+            tile = jax.ShapeDtypeStruct((1, *shape, 3), jnp.float32)
+            memory = jax.jit(self._gradient_of).lower(tile, *self._weights()).compile().memory_analysis()
+            self._tile_bytes[shape] = int(memory.temp_size_in_bytes + memory.output_size_in_bytes)
+        return self._tile_bytes[shape]
 
     def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
         """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return
         (images, scores per image of the last step)."""
         height, width = images.shape[1], images.shape[2]
-        padded = (math.ceil(height / BUCKET) * BUCKET, math.ceil(width / BUCKET) * BUCKET)
+        padded = (_bucketed(height), _bucketed(width))
         buffers = jnp.pad(jnp.asarray(images, jnp.float32),
                           ((0, 0), (0, padded[0] - height), (0, padded[1] - width), (0, 0)))
         steps = len(shifts)  # shifts padded to a multiple of SHIFT_ROWS: chunks of 1-16 steps share a program
         rows = -(-steps // SHIFT_ROWS) * SHIFT_ROWS
         shifts = jnp.pad(jnp.asarray(shifts, jnp.int32), ((0, rows - steps), (0, 0), (0, 0)))
         buffers, scores = self._advance(buffers, jnp.array([height, width], jnp.int32), shifts, jnp.int32(steps),
-                                        [v.value for v in self.extract.trainable_variables],
-                                        [v.value for v in self.extract.non_trainable_variables],
-                                        float(step_size), int(tile_size), int(batch), bool(lapnorm))
+                                        *self._weights(),
+                                        float(step_size), int(tile_size), int(batch), bool(lapnorm),
+                                        (-(-padded[0] // height), -(-padded[1] // width)))
         return buffers[:, :height, :width], scores
 
 

@@ -8,12 +8,12 @@ no longer referenced. Nothing here imports Keras or TensorFlow.
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dreamer import ENGINE_VERSION
 from dreamer.atomic import write_text
+from dreamer.backends import chosen_backend
 from dreamer.precision import resolve
 
 KEY_CHARS = 16  # 64 bits of sha256: plenty for a gallery, short in file names
@@ -29,17 +29,6 @@ def file_digest(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def keras_backend() -> str:
-    """The backend Keras will use, found as Keras finds it but without importing it."""
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-    try:
-        return json.loads((home / "keras.json").read_text()).get("backend") or "tensorflow"
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
 
 
 def style_definition(style) -> dict:
@@ -66,7 +55,7 @@ def render_key(input_sha256: str, style, options: dict) -> str:
     So are options that are off, so that a new option, off by default, keeps the old keys."""
     definition = {k: v for k, v in style_definition(style).items() if k not in _COSMETIC and not _neutral(v)}
     return _hash({"input": input_sha256, "style": definition, "options": options,
-                  "engine": ENGINE_VERSION, "backend": keras_backend()})
+                  "engine": ENGINE_VERSION, "backend": chosen_backend()})
 
 
 def photo_key(input_sha256: str, size: int) -> str:

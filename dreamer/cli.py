@@ -1,10 +1,11 @@
 """The `dreamer` command: render photos into dreaming GIFs, list styles and layers."""
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from dreamer.backends import activate
+from dreamer.batching import check_batch
 from dreamer.errors import DreamerError
 from dreamer.precision import PRECISIONS
 
@@ -28,10 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--every", type=int, help="a frame every N steps")
     render.add_argument("--tile-size", type=int, help="tile side for big images (512)")
     render.add_argument("--seed", type=int, default=0, help="random seed: same seed, same GIF (0)")
-    render.add_argument("--batch", type=int, default=1, help="tiles sent through the network together (1)")
+    render.add_argument("--batch", type=_batch, default="auto",
+                        help="tiles sent through the network together, or auto: from free GPU memory, 1 on a CPU")
     render.add_argument("--precision", choices=PRECISIONS, help="network precision (auto)")
     render.add_argument("--backend", choices=("tensorflow", "jax"),
-                        help="Keras backend (default: $KERAS_BACKEND, else tensorflow); jax is for GPUs")
+                        help="Keras backend (default: $KERAS_BACKEND, else jax on an NVIDIA GPU, else tensorflow)")
     render.add_argument("--keep-colors", action="store_const", const=True,
                         help="dream the luminance only, keep the photo's colours")
     render.add_argument("--zoom", type=float, metavar="F",
@@ -64,19 +66,15 @@ def _output_paths(args, input_path: Path, style_name: str, many: bool) -> Path:
     return args.output
 
 
-def _use_backend(name: str | None) -> None:
-    """Select the Keras backend; it must happen before Keras is first imported."""
-    if name is None:
-        return
-    if "keras" in sys.modules and sys.modules["keras"].backend.backend() != name:
-        raise DreamerError(f"Keras was already loaded with another backend; set KERAS_BACKEND={name} instead")
-    os.environ["KERAS_BACKEND"] = name
+def _batch(text: str):
+    try:
+        return check_batch(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: use {exc}") from None
 
 
 def _render(args) -> int:
     from tqdm import tqdm
-
-    _use_backend(args.backend)
 
     from dreamer.networks import class_names
     from dreamer.objectives import class_logit
@@ -163,6 +161,7 @@ def main(argv=None) -> int:
     """Entry point of `dreamer` and `python -m dreamer`."""
     args = _parser().parse_args(argv)
     try:
+        activate(getattr(args, "backend", None))
         return {"render": _render, "styles": _styles, "layers": _layers, "fetch": _fetch}[args.command](args)
     except DreamerError as exc:
         print(f"error: {exc}", file=sys.stderr)

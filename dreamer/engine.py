@@ -53,9 +53,23 @@ def _resize(image, shape):
     return ops.image.resize(image, shape, interpolation="bilinear", antialias=True)
 
 
+def _uint8(images):
+    """[-1, 1] float images to uint8, on the device that holds them."""
+    return ops.cast(ops.clip(ops.round((images + 1.0) * 127.5), 0, 255), "uint8")
+
+
+def _fetch_later(tensor):
+    """Start copying `tensor` to the host now, so that reading it later waits for nothing queued after it
+    (JAX arrays copy asynchronously; other backends' tensors are left as they are)."""
+    start = getattr(tensor, "copy_to_host_async", None)
+    if start is not None:
+        start()
+    return tensor
+
+
 def to_uint8(image) -> np.ndarray:
-    """[-1, 1] float image to uint8."""
-    return np.clip(np.round((np.asarray(image) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    """[-1, 1] float image to a uint8 numpy array."""
+    return ops.convert_to_numpy(_uint8(image))
 
 
 def keep_colors(dreamed: np.ndarray, original: np.ndarray) -> np.ndarray:
@@ -95,13 +109,26 @@ def dream(stepper, image: np.ndarray, schedule: Schedule, seed: int = 0, batch: 
 def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: int = 1, on_step=None):
     """Dream several images of the same size together, their tiles going through the network in the same
     calls; yield a list of frames (one per image) each time `dream` would yield one. Each image keeps its
-    own seed and rolls, so its frames are the ones `dream` makes of it alone."""
+    own seed and rolls, so its frames are the ones `dream` makes of it alone.
+
+    The host reads a frame (and the score for `on_step`) only after the next steps are queued, and their
+    copy to the host starts as soon as they are computed, so an accelerator does not wait for the host to
+    fetch and hand out frames."""
     rngs = [np.random.default_rng(seed) for seed in seeds]
     base = ops.convert_to_tensor(np.stack(images).astype(np.float32) / 127.5 - 1.0)
     full_shape = tuple(images[0].shape[:2])
     yield list(images)
     detail = None
     done = 0
+    waiting = None  # (steps done, mean score or None, uint8 frames on the device or None) of the last call
+
+    def hand_out(steps_done, score, frames):
+        if on_step:
+            on_step(steps_done, schedule.total_steps, float(score))
+        if frames is not None:
+            frames = ops.convert_to_numpy(frames)
+            yield [keep_colors(f, i) if schedule.keep_colors else f for f, i in zip(frames, images)]
+
     for shape in octave_shapes(*full_shape, schedule.octaves, schedule.octave_scale):
         base_octave = _resize(base, shape)
         current = base_octave if detail is None else base_octave + _resize(detail, shape)
@@ -110,12 +137,15 @@ def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: i
             current, scores = stepper.advance(current, shifts, schedule.step_size, schedule.tile_size, batch,
                                               schedule.lapnorm)
             done += count
-            if on_step:
-                on_step(done, schedule.total_steps, float(ops.mean(scores)))
+            frames = None
             if done % schedule.every == 0 or done == schedule.total_steps:
-                frames = to_uint8(ops.clip(base + _resize(current - base_octave, full_shape), -1.0, 1.0))
-                yield [keep_colors(f, i) if schedule.keep_colors else f for f, i in zip(frames, images)]
+                frames = _fetch_later(_uint8(ops.clip(base + _resize(current - base_octave, full_shape), -1.0, 1.0)))
+            if waiting:
+                yield from hand_out(*waiting)
+            waiting = (done, _fetch_later(ops.mean(scores)) if on_step else None, frames)
         detail = current - base_octave
+    if waiting:
+        yield from hand_out(*waiting)
 
 
 def zoom_into(image, factor: float):

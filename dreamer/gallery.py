@@ -15,7 +15,8 @@ from pathlib import Path
 
 from dreamer import ENGINE_VERSION
 from dreamer.atomic import atomic_path
-from dreamer.cache import Manifest, file_digest, keras_backend, photo_key, render_key, style_definition
+from dreamer.backends import activate, chosen_backend
+from dreamer.cache import Manifest, file_digest, photo_key, render_key, style_definition
 from dreamer.errors import DreamerError
 from dreamer.settings import ConfigError, Settings
 from dreamer.zoo import Style
@@ -222,12 +223,14 @@ def build(settings: Settings, force: bool = False, only=(), dry_run: bool = Fals
     try:
         with tqdm(total=len(todo), desc="gallery", unit="render", position=0, dynamic_ncols=True,
                   disable=None if todo else True) as overall:
-            for group in _groups(todo, settings.batch):
-                fresh = []
+            for group in _groups(todo, _photos_together(settings.batch) if todo else 1):
+                fresh, twins = [], []  # twins: jobs whose key a job of this group renders
                 for job in group:
-                    if job.key in finished or job.key in {j.key for j in fresh}:
+                    if job.key in finished:
                         job.status = "reused"
                         overall.update(1)
+                    elif job.key in {j.key for j in fresh}:
+                        twins.append(job)
                     else:
                         fresh.append(job)
                 if fresh:
@@ -240,6 +243,13 @@ def build(settings: Settings, force: bool = False, only=(), dry_run: bool = Fals
                     overall.update(1)
                     if job.status == "rendered":
                         finished.add(job.key)
+                for job in twins:  # reused only if its twin rendered; else it failed the same way
+                    if job.key in finished:
+                        job.status = "reused"
+                    else:
+                        job.status, job.message = "failed", _twin_failure(job, fresh)
+                        _report(job, manifest, overall)
+                    overall.update(1)
                 if any(job.status == "rendered" for job in fresh):
                     manifest.save(output / MANIFEST)
                     site.write_site(plan)
@@ -304,6 +314,23 @@ def _in_render_order(jobs: list[Job], settings: Settings) -> list[Job]:
     return sorted(jobs, key=lambda j: (networks.index(j.style.network), styles.index(j.style.name)))
 
 
+def _twin_failure(job: Job, fresh: list[Job]) -> str:
+    """The failure of the job that rendered `job`'s key, told for `job`."""
+    twin = next(j for j in fresh if j.key == job.key)
+    return twin.message.replace(twin.label, job.label, 1)
+
+
+def _photos_together(batch) -> int:
+    """How many photos of one style a build hands to the renderer at once: `batch`, or for 'auto' up to
+    MAX_AUTO_BATCH on an accelerator (the renderer splits them to fit its memory) and 1 on a CPU."""
+    if batch != "auto":
+        return batch
+    activate()
+    from dreamer.batching import MAX_AUTO_BATCH, free_accelerator_bytes
+
+    return 1 if free_accelerator_bytes() is None else MAX_AUTO_BATCH
+
+
 def _groups(jobs: list[Job], size: int):
     """Consecutive jobs of the same style, at most `size` at a time."""
     group = []
@@ -321,6 +348,7 @@ def run_jobs(jobs: list[Job], settings: Settings, manifest: Manifest, on_step=No
     per network call) and record them in the manifest; a failure sets its job's status only."""
     output = settings.output
     try:
+        activate()
         from dreamer import render as engine  # TensorFlow loads here, and only when something renders
 
         options = engine.RenderOptions(size=settings.size, seed=settings.seed, batch=settings.batch,
@@ -336,7 +364,7 @@ def run_jobs(jobs: list[Job], settings: Settings, manifest: Manifest, on_step=No
         manifest.renders[job.key] = {
             "input": job.photo.name, "input_sha256": job.photo.sha256,
             "style": job.style.name, "definition": style_definition(job.style),
-            "options": settings.render_options(), "precision": result.precision, "backend": keras_backend(),
+            "options": settings.render_options(), "precision": result.precision, "backend": chosen_backend(),
             "engine": ENGINE_VERSION, "frames": result.frames, "seconds": round(result.seconds, 2),
             "width": result.width, "height": result.height,
             "bytes": (output / job.gif).stat().st_size, "still_bytes": (output / job.still).stat().st_size,

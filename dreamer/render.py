@@ -10,6 +10,7 @@ import numpy as np
 
 from dreamer import objectives
 from dreamer.animate import encode_gif, save_still
+from dreamer.batching import resolve_batch
 from dreamer.engine import Schedule, dream, dream_batch, zoom_dream
 from dreamer.errors import DreamerError
 from dreamer.gradients import make_stepper
@@ -37,7 +38,7 @@ class RenderOptions:
 
     size: int = 512
     seed: int = 0
-    batch: int = 1
+    batch: int | str = "auto"  # tiles per network call, or 'auto': from free accelerator memory (1 on a CPU)
     zoom: float | None = None  # zoom into the centre by this factor before each frame (the tunnel)
     gif: GifOptions = field(default_factory=GifOptions)
 
@@ -110,10 +111,11 @@ def _frames(input_name, style, options: RenderOptions, on_step):
     extract, objective, stepper = prepare(style)
     if style.target_class:
         return _class_frames(input_name, image, extract, objective, style, options, on_step)
+    batch = resolve_batch(options.batch, stepper, *image.shape[:2], style.tile_size)
     if options.zoom:
         return zoom_dream(stepper, image, schedule_of(style), options.zoom, seed=options.seed,
-                          batch=options.batch, on_step=on_step)
-    return dream(stepper, image, schedule_of(style), seed=options.seed, batch=options.batch, on_step=on_step)
+                          batch=batch, on_step=on_step)
+    return dream(stepper, image, schedule_of(style), seed=options.seed, batch=batch, on_step=on_step)
 
 
 def _save(frames, style, out_gif, still, options: RenderOptions, seconds: float) -> RenderResult:
@@ -139,8 +141,9 @@ def render(input_name, style, out_gif, still=None, options: RenderOptions = Rend
 
 def render_many(inputs, style, outputs, options: RenderOptions = RenderOptions(), on_step=None) -> list:
     """Render several inputs with one style into `outputs` [(gif, still)]: inputs of the same size dream
-    together, their tiles in the same network calls (`options.batch` tiles per call). Class styles and
-    zooms render one by one. Returns a RenderResult, or the DreamerError that stopped it, per input."""
+    together, their tiles in the same network calls (`options.batch` tiles per call, and so at most that
+    many photos at once). Class styles and zooms render one by one. Returns a RenderResult, or the
+    DreamerError that stopped it, per input."""
     if style.target_class or options.zoom or len(inputs) == 1:
         return [_attempt(render, name, style, *out, options, on_step) for name, out in zip(inputs, outputs)]
     results, images = {}, {}
@@ -151,13 +154,15 @@ def render_many(inputs, style, outputs, options: RenderOptions = RenderOptions()
             results[i] = exc
     _, _, stepper = prepare(style)
     for shape in dict.fromkeys(image.shape for image in images.values()):
-        group = [i for i, image in images.items() if image.shape == shape]
-        started = time.perf_counter()
-        frames = list(dream_batch(stepper, [images[i] for i in group], schedule_of(style),
-                                  [options.seed] * len(group), batch=options.batch, on_step=on_step))
-        seconds = (time.perf_counter() - started) / len(group)
-        for k, i in enumerate(group):
-            results[i] = _attempt(_save, [f[k] for f in frames], style, *outputs[i], options, seconds)
+        same = [i for i, image in images.items() if image.shape == shape]
+        batch = resolve_batch(options.batch, stepper, *shape[:2], style.tile_size)
+        for group in (same[k:k + batch] for k in range(0, len(same), batch)):
+            started = time.perf_counter()
+            frames = list(dream_batch(stepper, [images[i] for i in group], schedule_of(style),
+                                      [options.seed] * len(group), batch=batch, on_step=on_step))
+            seconds = (time.perf_counter() - started) / len(group)
+            for k, i in enumerate(group):
+                results[i] = _attempt(_save, [f[k] for f in frames], style, *outputs[i], options, seconds)
     return [results[i] for i in range(len(inputs))]
 
 

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from dreamer.batching import check_batch
 from dreamer.errors import DreamerError, InputError, StyleError
 from dreamer.images import noise_shape
 from dreamer.precision import PRECISIONS
@@ -27,7 +28,7 @@ DEFAULTS = {
     "templates": None,  # a folder of templates overriding the built-in ones, file by file
     "size": 384,  # long side of every GIF, still and photo in pixels
     "seed": 0,
-    "batch": 1,  # photos dreamed together and tiles per network call: speed only, not part of the render key
+    "batch": "auto",  # tiles per network call and photos dreamed together (auto: from free accelerator memory)
     "precision": None,  # "auto", "float32" or "bfloat16" for every style whose table does not set one
     "styles": ["vgg16-eyes", "vgg16-deep", "hed-edges", "effnet-lite0-objects"],
     "style": {},  # name -> inline definition or changes to a zoo style
@@ -61,7 +62,7 @@ class Settings:
     templates: Path | None
     size: int
     seed: int
-    batch: int
+    batch: int | str
     styles: tuple[Style, ...]
     gif: dict
     source: str = "settings"  # what error messages name: the config file, or "settings"
@@ -139,10 +140,17 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
         templates=None if data["templates"] is None else folder("templates"),
         size=integer("size", data["size"], MIN_SIZE, MAX_SIZE),
         seed=integer("seed", data["seed"], 0, 2**32 - 1),
-        batch=integer("batch", data["batch"], 1, 256),
+        batch=_batch(data["batch"], fail),
         styles=_with_precision(_styles(data["styles"], data["style"], fail), data["precision"], data["style"], fail),
         gif=dict(gif), source=source,
     )
+
+
+def _batch(value, fail):
+    try:
+        return check_batch(value)
+    except ValueError as exc:
+        fail("batch", f"must be {exc}, got {value!r}")
 
 
 def _with_precision(styles, precision, tables, fail) -> tuple[Style, ...]:

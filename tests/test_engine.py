@@ -50,6 +50,24 @@ def test_frame_count_when_steps_do_not_divide():
     assert len(run(style, photo(64))) == schedule_of(style).frame_count == 4
 
 
+def test_frames_are_read_after_the_next_steps_are_queued():
+    """The host takes a frame (and a score) only once the next call is on its way, so an accelerator keeps
+    working while the host converts and hands out frames."""
+    _, _, stepper = prepare(STYLE)
+    events = []
+
+    class Recorded:
+        def advance(self, *args):
+            events.append("advance")
+            return stepper.advance(*args)
+
+    style = STYLE.replace(steps=4, every=2)  # 2 octaves x 2 calls, a frame after each
+    for _ in engine.dream(Recorded(), photo(64), schedule_of(style), on_step=lambda *_: events.append("score")):
+        events.append("frame")
+    assert events == ["frame", "advance", "advance", "score", "frame", "advance", "score", "frame",
+                      "advance", "score", "frame", "score", "frame"]
+
+
 def test_same_seed_same_frames_other_seed_other_frames():
     image = photo(96)
     first, again, other = run(STYLE, image, seed=5), run(STYLE, image, seed=5), run(STYLE, image, seed=6)

@@ -213,6 +213,20 @@ def test_bad_input_and_bad_style_fail_alone(copy, capsys):
     assert "failed: " in index and "broken.jpg" in index
 
 
+def test_a_twin_photo_fails_with_the_render_it_shares(copy):
+    # two photos with the same bytes dream once; when that render fails, both say so (batch 2: same group)
+    shutil.copy(copy / "inputs" / "chelsea.jpg", copy / "inputs" / "chelsea-copy.jpg")
+    (copy / "gallery.toml").write_text(TINY_TOML.replace("size = 64", "size = 64\nbatch = 2")
+                                       .replace('"vgg16-deep"]', '"vgg16-deep", "bad"]')
+                                       + '[style.bad]\nnetwork = "vgg16"\nlayers = { nope = 1.0 }\n')
+    summary = build(copy)
+    assert done(summary, "failed") == {(p, "bad") for p in ("chelsea.jpg", "coffee.jpg", "chelsea-copy.jpg")}
+    assert ("chelsea-copy.jpg", "vgg16-eyes") in done(summary, "reused")  # chelsea.jpg's, from the first build
+    for name in ("chelsea-copy.jpg", "chelsea.jpg"):  # the render's own failure, and its twin's
+        assert any(m.startswith(name) and "layer 'nope'" in m for m in summary.failures)
+    check_site(copy / "site")
+
+
 def test_bad_config_key_is_one_line_and_exit_2(tiny_gallery, capsys):
     (tiny_gallery / "gallery.toml").write_text(TINY_TOML.replace("size = 64", "size = 64\nsizes = 3"))
     assert build_py().main(["--config", str(tiny_gallery / "gallery.toml")]) == 2

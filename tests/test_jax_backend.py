@@ -19,7 +19,21 @@ image = photo(96)
 frames = run(STYLE, image)
 run(STYLE.replace(steps=7, every=3), photo(120)[:100])  # another photo (same bucket), chunks of 3, 3 and 1 steps
 shapes = {s for size in [(96, 96), (100, 120)] for s in octave_shapes(*size, STYLE.octaves, STYLE.octave_scale)}
-print(json.dumps({"backend": keras.backend.backend(), "frames": len(frames), "shape": list(frames[-1].shape),
+stepper = prepare(STYLE)[2]
+import jax, jax.numpy as jnp, numpy as np
+from dreamer.backend_jax import _fold_views, _periodic_views
+rng, fold_errors = np.random.default_rng(0), []
+for (h, w), (H, W) in [((64, 64), (64, 64)), ((70, 100), (128, 128)), ((33, 20), (64, 64)), ((5, 64), (64, 128))]:
+    x, g = (jnp.asarray(rng.normal(size=(2, H, W, 3)), jnp.float32) for _ in range(2))
+    shifts = [(3, 50), (h - 1, 0)]
+    _, back = jax.vjp(lambda x: _periodic_views(x, (h, w), shifts), x)
+    folded = _fold_views(g, (h, w), shifts, (-(-H // h), -(-W // w)))
+    fold_errors.append(float(jnp.abs(back(g)[0][:, :h, :w] - folded[:, :h, :w]).max()))
+tile_bytes = [stepper.tile_bytes(256, 256, 128), stepper.tile_bytes(256, 256, 256)]
+from dreamer.paths import cache_dir
+print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in (cache_dir() / "xla").iterdir()),
+                  "fold_errors": fold_errors, "tile_bytes": tile_bytes, "backend": keras.backend.backend(),
+                  "frames": len(frames), "shape": list(frames[-1].shape),
                   "gain": gain(STYLE, image, frames[-1]), "compiles": prepare(STYLE)[2].compiles,
                   "shapes": len(shapes)}))
 """
@@ -47,6 +61,22 @@ def test_jax_gain_matches_tensorflow(jax_run):
 
 
 def test_jax_compiles_a_program_per_shape_bucket_not_per_octave(jax_run):
-    # two photos, two octaves each: four image shapes, all in the 128-px bucket, chunks of 1 to 5 steps
+    # two photos, two octaves each: four image shapes, all in the 128 x 128 bucket, chunks of 1 to 5 steps
     assert jax_run["shapes"] == 4
     assert jax_run["compiles"] == 1
+
+
+def test_jax_counts_the_memory_of_a_tile_for_auto_batches(jax_run):
+    small, big = jax_run["tile_bytes"]
+    assert small > 128 * 128 * 64 * 2  # at least VGG16's first activation of a 128-px tile
+    assert 2.5 * small < big < 5 * small  # four times the pixels: nearly four times the memory
+
+
+def test_jax_folds_the_rolled_gradient_back_as_its_transpose(jax_run):
+    # gathers instead of the scatter-add jax.vjp would use: the same sums, up to float rounding
+    assert len(jax_run["fold_errors"]) == 4
+    assert max(jax_run["fold_errors"]) < 1e-4
+
+
+def test_jax_keeps_compiled_programs_for_the_next_run(jax_run):
+    assert "jit_advance" in jax_run["cached_programs"]

@@ -21,6 +21,7 @@ def test_defaults_are_valid_and_use_the_zoo(tmp_path):
     assert settings.styles[0] is STYLES["vgg16-eyes"]
     assert settings.inputs == tmp_path / "inputs" and settings.output == tmp_path / "site"
     assert settings.gif["frame_ms"] == 120
+    assert settings.batch == "auto" and load(write(tmp_path, "batch = 4")).batch == 4
 
 
 def test_the_shipped_gallery_toml_loads():
@@ -86,6 +87,8 @@ def test_gallery_precision_applies_where_a_style_sets_none(tmp_path):
     ("styles = ['vgg16-eyes']\n[style.mine]\nbase = 'vgg16-eyes'", "style.mine: defined but not listed in styles"),
     ("size = ", "not valid TOML"),
     ("precision = 'fp8'", "precision: must be one of auto, float32, bfloat16, got 'fp8'"),
+    ("batch = 0", "batch: must be a whole number from 1 to 256, or 'auto', got 0"),
+    ("batch = 'most'", "batch: must be a whole number from 1 to 256, or 'auto', got 'most'"),
 ])
 def test_bad_config_is_one_line_naming_the_key(tmp_path, text, expected):
     with pytest.raises(ConfigError) as info:

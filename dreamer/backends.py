@@ -1,0 +1,46 @@
+"""Which Keras backend renders: $KERAS_BACKEND or keras.json when set, else JAX on an NVIDIA GPU with a CUDA
+build of JAX installed, else TensorFlow. Decided without importing Keras, before it is first imported."""
+
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+BACKENDS = ("tensorflow", "jax")
+_JAX_CUDA_PLUGINS = ("jax_cuda13_plugin", "jax_cuda12_plugin")
+
+
+def _configured() -> str | None:
+    """The backend $KERAS_BACKEND or ~/.keras/keras.json names, if any."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    try:
+        return json.loads((home / "keras.json").read_text()).get("backend") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def jax_gpu_available() -> bool:
+    """True when an NVIDIA driver (nvidia-smi) and a CUDA plugin of JAX are both installed."""
+    return shutil.which("nvidia-smi") is not None and any(
+        importlib.util.find_spec(name) is not None for name in _JAX_CUDA_PLUGINS)
+
+
+def chosen_backend() -> str:
+    """The backend Keras will use (see the module's docstring)."""
+    return _configured() or ("jax" if jax_gpu_available() else "tensorflow")
+
+
+def activate(name: str | None = None) -> str:
+    """Make `name` (or the chosen backend) the one Keras loads; it must run before Keras is imported."""
+    import sys
+
+    from dreamer.errors import DreamerError
+
+    name = name or chosen_backend()
+    if "keras" in sys.modules and sys.modules["keras"].backend.backend() != name:
+        raise DreamerError(f"Keras was already loaded with another backend; set KERAS_BACKEND={name} instead")
+    os.environ["KERAS_BACKEND"] = name
+    return name

@@ -1,0 +1,56 @@
+"""How many tiles go through the network in one call: a number, or `auto`, sized from free accelerator memory.
+
+`auto` is 1 on a CPU (a batch only helps a processor that a single tile leaves idle). On an accelerator under
+the JAX backend it is as many tiles as fit in MEMORY_SHARE of the free memory, XLA telling what one tile's
+gradient needs. TensorFlow reports no free memory to size against, so it takes 1 there unless told a number.
+"""
+
+BATCH_CHOICES = "a whole number from 1 to 256, or 'auto'"
+MAX_AUTO_BATCH = 16  # a bigger batch hardly runs faster and costs a longer compile
+MEMORY_SHARE = 0.6  # of the free memory: room for the images, XLA's scratch space and other programs
+
+
+def check_batch(value):
+    """`value` as a batch setting (an int in 1..256 or 'auto'); ValueError with BATCH_CHOICES otherwise."""
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(BATCH_CHOICES)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(BATCH_CHOICES) from None
+    if not 1 <= number <= 256:
+        raise ValueError(BATCH_CHOICES)
+    return number
+
+
+def free_accelerator_bytes() -> int | None:
+    """Free memory of the accelerator the JAX backend computes on; None on a CPU or another backend."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if not stats or "bytes_limit" not in stats:
+        return None
+    return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+
+
+def tiles_that_fit(free_bytes: int, tile_bytes: int, cap: int = MAX_AUTO_BATCH) -> int:
+    """How many tiles of `tile_bytes` each fit in MEMORY_SHARE of `free_bytes` (1 to `cap`)."""
+    return max(1, min(cap, int(free_bytes * MEMORY_SHARE) // max(1, tile_bytes)))
+
+
+def resolve_batch(batch, stepper, height: int, width: int, tile_size: int) -> int:
+    """The tiles per network call for images of height x width: `batch` itself, or for 'auto' as many
+    tiles as fit in free accelerator memory (1 on a CPU)."""
+    if batch != "auto":
+        return batch
+    free = free_accelerator_bytes()
+    if free is None or not hasattr(stepper, "tile_bytes"):
+        return 1
+    return tiles_that_fit(free, stepper.tile_bytes(height, width, tile_size))

@@ -1,0 +1,41 @@
+"""Which Keras backend renders when nothing names one: JAX where an NVIDIA GPU and CUDA JAX are, else TensorFlow."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CHOOSE = "from dreamer.backends import chosen_backend; print(chosen_backend())"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def chosen(tmp_path, gpu: bool, cuda_jax: bool, **env) -> str:
+    """chosen_backend() in a fresh interpreter, with an `nvidia-smi` program and a `jax_cuda12_plugin` package
+    on its paths or not (no Keras config in its KERAS_HOME)."""
+    tools, packages = tmp_path / "bin", tmp_path / "site"
+    tools.mkdir(exist_ok=True)
+    (packages / "jax_cuda12_plugin").mkdir(parents=True, exist_ok=True)
+    if gpu:
+        (tools / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3'\n")
+        (tools / "nvidia-smi").chmod(0o755)
+    (packages / "jax_cuda12_plugin" / "__init__.py").write_text("")
+    path = [str(REPO)] + ([str(packages)] if cuda_jax else [])
+    base = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    run_env = dict(base, PATH=f"{tools}:/usr/bin:/bin", PYTHONPATH=":".join(path), KERAS_HOME=str(tmp_path), **env)
+    done = subprocess.run([sys.executable, "-c", CHOOSE], env=run_env, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("gpu, cuda_jax, expected", [
+    (False, False, "tensorflow"), (True, False, "tensorflow"), (False, True, "tensorflow"), (True, True, "jax")])
+def test_jax_is_the_default_only_with_a_gpu_and_cuda_jax(tmp_path, gpu, cuda_jax, expected):
+    assert chosen(tmp_path, gpu, cuda_jax) == expected
+
+
+def test_a_named_backend_wins(tmp_path):
+    assert chosen(tmp_path, True, True, KERAS_BACKEND="tensorflow") == "tensorflow"
+    (tmp_path / "keras.json").write_text('{"backend": "tensorflow"}')
+    assert chosen(tmp_path, True, True) == "tensorflow"
+    assert chosen(tmp_path, False, False, KERAS_BACKEND="jax") == "jax"
