@@ -193,9 +193,11 @@ def timed(fn, repeats: int):
     return first, statistics.median(times), min(times), max(times)
 
 
-def bare_jax(extract, objective, size, batch: int, steps: int, step_size: float, repeats: int):
+def bare_jax(extract, objective, size, batch: int, steps: int, step_size: float, repeats: int,
+             traced_count: bool = False):
     """The bare jitted Keras-JAX step on `batch` images of size x size (or `size` = (h, w)), `steps` steps per
-    compiled call."""
+    compiled call. With `traced_count` the step count comes in as an array, as in dreamer's Stepper, so XLA
+    does not know the loop's trip count: the difference is what that costs."""
     height, width = (size, size) if isinstance(size, int) else size
     trainable = [v.value for v in extract.trainable_variables]
     non_trainable = [v.value for v in extract.non_trainable_variables]
@@ -207,15 +209,17 @@ def bare_jax(extract, objective, size, batch: int, steps: int, step_size: float,
     gradient = jax.grad(total)
 
     @jax.jit
-    def run(images, trainable, non_trainable):
+    def run(images, count, trainable, non_trainable):
         def body(_, x):
             g = gradient(x, trainable, non_trainable)
             g = g / (jnp.std(g, axis=(1, 2, 3), keepdims=True) + 1e-8)
             return jnp.clip(x + step_size * g, -1.0, 1.0)
-        return jax.lax.fori_loop(0, steps, body, images)
+        return jax.lax.fori_loop(0, count if traced_count else steps, body, images)
 
     images = jax.random.uniform(jax.random.key(0), (batch, height, width, 3), jnp.float32, -1.0, 1.0)
-    first, median, low, high = timed(lambda: run(images, trainable, non_trainable).block_until_ready(), repeats)
+    count = jnp.int32(steps)
+    first, median, low, high = timed(lambda: run(images, count, trainable, non_trainable).block_until_ready(),
+                                     repeats)
     return {"warmup_s": first, "median_s": median, "min_s": low, "max_s": high,
             "img_steps": batch * steps, "img_steps_per_s": batch * steps / median}
 
@@ -630,6 +634,9 @@ def main(argv=None) -> int:
                 entry["torch"] = bare_torch(torch, size, batch, bare_steps, step_size, repeats)
             entry["render_1oct"] = render_jax(extract, objective, size, batch, 1, one_octave_steps, every,
                                               step_size, repeats)
+            if kind == "vgg16" and size == sizes[0]:
+                entry["bare_traced_count"] = bare_jax(extract, objective, size, batch, bare_steps, step_size,
+                                                      repeats, traced_count=True)
             if kind == "vgg16" and size == sizes[0]:  # the same steps in one call, one frame: the cost inside
                 entry["render_1call"] = render_jax(extract, objective, size, batch, 1, one_octave_steps,  # the
                                                    one_octave_steps, step_size, repeats)  # program, apart from frames
@@ -689,6 +696,8 @@ def main(argv=None) -> int:
                     else "  PyTorch step: skipped")
             one = entry["render_1oct"]
             log(fmt_row(f"render, 1 oct, {one['image']}", one, flops, base=bare, torch_rate=torch_rate))
+            if "bare_traced_count" in entry:
+                log(fmt_row("bare step, step count traced", entry["bare_traced_count"], flops, base=bare))
             if "render_1call" in entry:
                 log(fmt_row("render, 1 oct, 1 call, 1 frame", entry["render_1call"], flops, base=bare,
                             torch_rate=torch_rate))
