@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dreamer.backends import activate
+from dreamer.backends import BACKENDS, activate
 from dreamer.batching import check_batch
 from dreamer.errors import DreamerError
 from dreamer.precision import PRECISIONS
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--batch", type=_batch, default="auto",
                         help="tiles sent through the network together, or auto: from free GPU memory, 1 on a CPU")
     render.add_argument("--precision", choices=PRECISIONS, help="network precision (auto)")
-    render.add_argument("--backend", choices=("tensorflow", "jax"),
+    render.add_argument("--backend", choices=BACKENDS,
                         help="Keras backend (default: $KERAS_BACKEND, else jax on an NVIDIA GPU, else tensorflow)")
     render.add_argument("--keep-colors", action="store_const", const=True,
                         help="dream the luminance only, keep the photo's colours")
