@@ -1,11 +1,15 @@
 """Which Keras backend renders: $KERAS_BACKEND or keras.json when set, else JAX on an NVIDIA GPU with a CUDA
 build of JAX installed, else TensorFlow. Decided without importing Keras, before it is first imported."""
 
+import functools
 import importlib.util
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
+
+from dreamer.errors import DreamerError
 
 BACKENDS = ("tensorflow", "jax")
 _JAX_CUDA_PLUGINS = ("jax_cuda13_plugin", "jax_cuda12_plugin")
@@ -22,6 +26,7 @@ def _configured() -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
 def jax_gpu_available() -> bool:
     """True when an NVIDIA driver (nvidia-smi) and a CUDA plugin of JAX are both installed."""
     return shutil.which("nvidia-smi") is not None and any(
@@ -35,10 +40,6 @@ def chosen_backend() -> str:
 
 def activate(name: str | None = None) -> str:
     """Make `name` (or the chosen backend) the one Keras loads; it must run before Keras is imported."""
-    import sys
-
-    from dreamer.errors import DreamerError
-
     name = name or chosen_backend()
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != name:
         raise DreamerError(f"Keras was already loaded with another backend; set KERAS_BACKEND={name} instead")
