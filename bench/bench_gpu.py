@@ -74,7 +74,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dreamer import objectives  # noqa: E402
-from dreamer.backend_jax import BUCKET, Stepper  # noqa: E402
+from dreamer.backend_jax import BUCKET, Stepper, loop_operations  # noqa: E402
 from dreamer import engine  # noqa: E402
 from dreamer.engine import Schedule  # noqa: E402
 from dreamer.objectives import INPUT  # noqa: E402
@@ -221,7 +221,8 @@ def bare_jax(extract, objective, size, batch: int, steps: int, step_size: float,
     first, median, low, high = timed(lambda: run(images, count, trainable, non_trainable).block_until_ready(),
                                      repeats)
     return {"warmup_s": first, "median_s": median, "min_s": low, "max_s": high,
-            "img_steps": batch * steps, "img_steps_per_s": batch * steps / median}
+            "img_steps": batch * steps, "img_steps_per_s": batch * steps / median,
+            "ops_per_step": loop_operations(run.lower(images, count, trainable, non_trainable).compile())}
 
 
 def bare_octaves(extract, objective, size: int, batch: int, octaves: int, steps: int, step_size: float,
@@ -278,10 +279,14 @@ def render_jax(extract, objective, size: int, batch: int, octaves: int, steps: i
 
     first, median, low, high = timed(run, repeats)
     assert len(frames) == schedule.frame_count, (len(frames), schedule.frame_count)
+    compiles = stepper.compiles  # before compiling the program again to count its operations
+    program = stepper.compiled(np.zeros((count, height, width, 3), np.float32), np.zeros((every, count, 2), np.int32),
+                               step_size, size, batch)
     pixels = sum(h * w for h, w in engine.octave_shapes(height, width, octaves, OCTAVE_SCALE))
     work = count * steps * pixels / size ** 2
     return {"warmup_s": first, "median_s": median, "min_s": low, "max_s": high, "img_steps": work,
-            "img_steps_per_s": work / median, "compiles": stepper.compiles, "frames": len(frames),
+            "img_steps_per_s": work / median, "compiles": compiles, "frames": len(frames),
+            "ops_per_step": loop_operations(program),
             "image": f"{count}x {width}x{height}" if count > 1 else f"{width}x{height}", "steps": octaves * steps}
 
 
@@ -717,6 +722,8 @@ def main(argv=None) -> int:
                 free = "no accelerator" if auto["free_gib"] is None else f"{auto['free_gib']:.1f} GiB free"
                 log(f"    --batch auto at {entry['size']} px: {auto['batch']} tiles ({free}, "
                     f"{auto['tile_gib']:.2f} GiB a tile)")
+            log(f"    operations per step (kernels on a GPU): bare step {entry['bare']['ops_per_step']}, "
+                f"render {one['ops_per_step']}")
             ratio = full["img_steps_per_s"] / bare
             log(f"    engine time beyond the bare step, per frame: 1 octave "
                 f"{frame_overhead_ms(entry['render_1oct'], entry['bare']):.1f} ms, full "

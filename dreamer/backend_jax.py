@@ -2,13 +2,15 @@
 
 `jax.jit` of `jax.grad` through `model.stateless_call`, with the weights passed as arguments (not
 baked into the program as constants), and a `lax.fori_loop` over the steps whose roll offsets come
-in as an array. Images travel in buffers padded to multiples of `BUCKET` pixels, their true size
-passed as numbers, and the roll offsets in SHIFT_ROWS-row blocks with the step count passed as a number,
-so every octave, photo and chunk of steps whose sizes share a bucket shares one compiled program, kept
-on disk (in the Dreamer cache) for the next run.
+in as an array. Images travel in buffers padded to multiples of `BUCKET` pixels, their true size passed
+as numbers, and the roll offsets in SHIFT_ROWS-row blocks with the step count passed as a number, so
+every octave, photo and chunk of steps whose sizes share a bucket shares one compiled program, kept on
+disk (in the Dreamer cache) for the next run. Per-image work (rolls, folds, normalisation) is vectorised
+over the batch: dreaming several images together adds no operations to a step.
 """
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +22,7 @@ from dreamer.tiles import tiled_gradient
 
 BUCKET = 64
 SHIFT_ROWS = 16
+BOOKKEEPING = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast"}  # HLO ops that launch no kernel
 
 if not jax.config.jax_compilation_cache_dir:  # compiled programs outlive the process: a GPU compile with its
     jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))  # autotuning takes ~20 s
@@ -50,15 +53,31 @@ def _fold_axis(grad, axis: int, shift, length, copies: int):
 
 
 def _periodic_views(buffers, size, shifts):
-    """Each image (the top-left `size` of its buffer) rolled by its shift and repeated to the buffer's shape."""
-    return jnp.stack([_view_axis(_view_axis(buffers[b], 0, dy, size[0]), 1, dx, size[1])
-                      for b, (dy, dx) in enumerate(shifts)])
+    """Each image (the top-left `size` of its buffer) rolled by its shift (a row of `shifts`, (B, 2)) and
+    repeated to the buffer's shape."""
+    def view(image, dy, dx):
+        return _view_axis(_view_axis(image, 0, dy, size[0]), 1, dx, size[1])
+
+    shifts = jnp.asarray(shifts)
+    return jax.vmap(view)(buffers, shifts[:, 0], shifts[:, 1])
 
 
 def _fold_views(grads, size, shifts, copies):
     """The gradient of each image from the gradient of its periodic view: each pixel sums its copies'."""
-    return jnp.stack([_fold_axis(_fold_axis(grads[b], 1, dx, size[1], copies[1]), 0, dy, size[0], copies[0])
-                      for b, (dy, dx) in enumerate(shifts)])
+    def fold(grad, dy, dx):
+        return _fold_axis(_fold_axis(grad, 1, dx, size[1], copies[1]), 0, dy, size[0], copies[0])
+
+    shifts = jnp.asarray(shifts)
+    return jax.vmap(fold)(grads, shifts[:, 0], shifts[:, 1])
+
+
+def loop_operations(compiled) -> int:
+    """The operations in one step of a compiled program's step loop (each a kernel launch on a GPU), read
+    from its optimised HLO."""
+    text = compiled.as_text()
+    body_name = re.search(r"while\(.*?body=%?([\w.\-]+)", text).group(1)
+    body = re.search(r"^%?" + re.escape(body_name) + r" .*?\{\n(.*?)\n\}", text, re.S | re.M).group(1)
+    return sum(op not in BOOKKEEPING for op in re.findall(r"= .*? ([a-z][\w\-]*)\(", body))
 
 
 class Stepper:
@@ -88,11 +107,10 @@ class Stepper:
                 return gradient_of(tiles, trainable, non_trainable)
 
             def body(i, carry):
-                step_shifts = [(shifts[i, b, 0], shifts[i, b, 1]) for b in range(buffers.shape[0])]
-                grads, scores = tiled_gradient(gradient, _periodic_views(carry[0], size, step_shifts), tile_size, batch)
-                grad = _fold_views(grads, size, step_shifts, copies) * inside
+                grads, scores = tiled_gradient(gradient, _periodic_views(carry[0], size, shifts[i]), tile_size, batch)
+                grad = _fold_views(grads, size, shifts[i], copies) * inside
                 if lapnorm:
-                    grad = jnp.stack([laplacian_normalize(g) for g in grad]) * inside
+                    grad = laplacian_normalize(grad) * inside
                 mean = jnp.sum(grad, axis=(1, 2, 3), keepdims=True) / pixels
                 std = jnp.sqrt(jnp.sum(jnp.square(grad - mean) * inside, axis=(1, 2, 3), keepdims=True) / pixels)
                 return jnp.clip(carry[0] + step_size * grad / (std + 1e-8), -1.0, 1.0), scores
@@ -115,9 +133,9 @@ class Stepper:
             self._tile_bytes[shape] = int(memory.temp_size_in_bytes + memory.output_size_in_bytes)
         return self._tile_bytes[shape]
 
-    def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
-        """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return
-        (images, scores per image of the last step)."""
+    def _arguments(self, images, shifts, step_size: float, tile_size: int, batch: int, lapnorm: bool) -> tuple:
+        """What the compiled program takes for `advance`'s arguments: padded buffers, true size, padded shifts,
+        step count, weights, then the numbers that select a program."""
         height, width = images.shape[1], images.shape[2]
         padded = (_bucketed(height), _bucketed(width))
         buffers = jnp.pad(jnp.asarray(images, jnp.float32),
@@ -125,10 +143,19 @@ class Stepper:
         steps = len(shifts)  # shifts padded to a multiple of SHIFT_ROWS: chunks of 1-16 steps share a program
         rows = -(-steps // SHIFT_ROWS) * SHIFT_ROWS
         shifts = jnp.pad(jnp.asarray(shifts, jnp.int32), ((0, rows - steps), (0, 0), (0, 0)))
-        buffers, scores = self._advance(buffers, jnp.array([height, width], jnp.int32), shifts, jnp.int32(steps),
-                                        *self._weights(),
-                                        float(step_size), int(tile_size), int(batch), bool(lapnorm),
-                                        (-(-padded[0] // height), -(-padded[1] // width)))
+        return (buffers, jnp.array([height, width], jnp.int32), shifts, jnp.int32(steps), *self._weights(),
+                float(step_size), int(tile_size), int(batch), bool(lapnorm),
+                (-(-padded[0] // height), -(-padded[1] // width)))
+
+    def compiled(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
+        """The compiled program `advance` runs for these arguments (to read its HLO text or memory use)."""
+        return self._advance.lower(*self._arguments(images, shifts, step_size, tile_size, batch, lapnorm)).compile()
+
+    def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
+        """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return
+        (images, scores per image of the last step)."""
+        height, width = images.shape[1], images.shape[2]
+        buffers, scores = self._advance(*self._arguments(images, shifts, step_size, tile_size, batch, lapnorm))
         return buffers[:, :height, :width], scores
 
 

@@ -40,8 +40,10 @@ def laplacian_merge(bands: list):
     return image
 
 
-def laplacian_normalize(gradient, levels: int = 4, eps: float = 1e-10):
-    """`gradient` (H, W, C) with each of its `levels` + 1 Laplacian bands scaled to unit RMS."""
-    bands = laplacian_split(ops.convert_to_tensor(gradient, "float32")[None], levels)
-    bands = [band / ops.maximum(ops.sqrt(ops.mean(ops.square(band))), eps) for band in bands]
-    return laplacian_merge(bands)[0]
+def laplacian_normalize(gradients, levels: int = 4, eps: float = 1e-10):
+    """`gradients` (B, H, W, C) with each of each image's `levels` + 1 Laplacian bands scaled to unit RMS
+    (the whole batch in the same few convolutions)."""
+    bands = laplacian_split(ops.convert_to_tensor(gradients, "float32"), levels)
+    bands = [band / ops.maximum(ops.sqrt(ops.mean(ops.square(band), axis=(1, 2, 3), keepdims=True)), eps)
+             for band in bands]
+    return laplacian_merge(bands)

@@ -12,6 +12,6 @@ def ascent_step(gradient, images, shifts, step_size: float, tile_size: int, batc
     clip to [-1, 1]. Returns (new images, objective scores per image)."""
     grad, scores = rolled_gradient(gradient, images, shifts, tile_size, batch)
     if lapnorm:
-        grad = ops.stack([laplacian_normalize(g) for g in ops.unstack(grad)])
+        grad = laplacian_normalize(grad)
     grad = grad / (ops.std(grad, axis=(1, 2, 3), keepdims=True) + 1e-8)  # each image on its own
     return ops.clip(images + step_size * grad, -1.0, 1.0), scores

@@ -158,7 +158,7 @@ def test_lapnorm_dreams_with_less_pixel_noise():
 
 def test_dreaming_images_together_gives_each_its_own_frames():
     images = [photo(96), photo(96, skimage.data.coffee), photo(96, skimage.data.chelsea)]
-    style = STYLE.replace(octaves=2, steps=3, every=3, tile_size=64)  # 96 px: 4 tiles an image
+    style = STYLE.replace(octaves=2, steps=3, every=3, tile_size=64, lapnorm=True)  # 96 px: 4 tiles an image
     _, _, stepper = prepare(style)
     together = list(engine.dream_batch(stepper, images, schedule_of(style), seeds=[3, 4, 5], batch=6))
     assert len(together) == schedule_of(style).frame_count

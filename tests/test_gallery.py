@@ -154,7 +154,8 @@ def test_force_renders_everything_again(copy):
 
 def test_only_selects_a_style_or_an_input(copy):
     assert done(build(copy, force=True, only=["vgg16-eyes"])) == {(p, "vgg16-eyes") for p in PHOTOS}
-    (copy / "gallery.toml").write_text(TINY_TOML.replace("every = 2\n[style.vgg16-deep]", "every = 1\n[style.vgg16-deep]"))
+    toml = TINY_TOML.replace("every = 2\n[style.vgg16-deep]", "every = 1\n[style.vgg16-deep]")
+    (copy / "gallery.toml").write_text(toml)
     summary = build(copy, only=["chelsea"])  # a stem matches its input
     assert done(summary) == {("chelsea.jpg", "vgg16-eyes")}
     assert done(summary, "skipped") == {("coffee.jpg", "vgg16-eyes")} and summary.ok

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from dreamer.engine import _chunks
 from test_engine import STYLE, gain, photo, run
 
 SCRIPT = """
@@ -17,11 +18,22 @@ from dreamer.render import prepare
 from dreamer.engine import octave_shapes
 image = photo(96)
 frames = run(STYLE, image)
-run(STYLE.replace(steps=7, every=3), photo(120)[:100])  # another photo (same bucket), chunks of 3, 3 and 1 steps
+run(STYLE.replace(steps=7, every=3), photo(120)[:100])  # another photo (same bucket), chunks of 3, 2 and 1 steps
 shapes = {s for size in [(96, 96), (100, 120)] for s in octave_shapes(*size, STYLE.octaves, STYLE.octave_scale)}
 stepper = prepare(STYLE)[2]
+compiles = stepper.compiles
 import jax, jax.numpy as jnp, numpy as np
-from dreamer.backend_jax import _fold_views, _periodic_views
+from dreamer.backend_jax import _fold_views, _periodic_views, loop_operations
+operations = [loop_operations(stepper.compiled(np.zeros((b, 96, 96, 3), np.float32), np.zeros((3, b, 2), np.int32),
+                                              0.03, 512, b, lapnorm=True)) for b in (1, 4)]
+from dreamer.engine import dream, dream_batch
+from dreamer.render import schedule_of
+import skimage
+lap = schedule_of(STYLE.replace(octaves=1, steps=2, every=2, lapnorm=True))
+pair = [photo(64), photo(64, skimage.data.coffee)]
+together = list(dream_batch(stepper, pair, lap, seeds=[1, 2], batch=2))[-1]
+alone = [list(dream(stepper, image, lap, seed=seed))[-1] for image, seed in zip(pair, [1, 2])]
+batch_error = max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(alone, together))
 rng, fold_errors = np.random.default_rng(0), []
 for (h, w), (H, W) in [((64, 64), (64, 64)), ((70, 100), (128, 128)), ((33, 20), (64, 64)), ((5, 64), (64, 128))]:
     x, g = (jnp.asarray(rng.normal(size=(2, H, W, 3)), jnp.float32) for _ in range(2))
@@ -34,8 +46,8 @@ from dreamer.paths import cache_dir
 print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in (cache_dir() / "xla").iterdir()),
                   "fold_errors": fold_errors, "tile_bytes": tile_bytes, "backend": keras.backend.backend(),
                   "frames": len(frames), "shape": list(frames[-1].shape),
-                  "gain": gain(STYLE, image, frames[-1]), "compiles": prepare(STYLE)[2].compiles,
-                  "shapes": len(shapes)}))
+                  "gain": gain(STYLE, image, frames[-1]), "compiles": compiles, "operations": operations,
+                  "batch_error": batch_error, "shapes": len(shapes)}))
 """
 
 
@@ -61,9 +73,21 @@ def test_jax_gain_matches_tensorflow(jax_run):
 
 
 def test_jax_compiles_a_program_per_shape_bucket_not_per_octave(jax_run):
-    # two photos, two octaves each: four image shapes, all in the 128 x 128 bucket, chunks of 1 to 5 steps
-    assert jax_run["shapes"] == 4
+    # two photos, two octaves each: four image shapes, all in the 128 x 128 bucket; chunks of 5 steps (the
+    # first photo: 10 steps an octave, a frame every 5), then of 3, 3, 1 and 2, 3, 2 steps (7, every 3)
+    lengths = {n for done in (0, 7) for n in _chunks(done, 7, 3, 14)} | set(_chunks(0, 10, 5, 20))
+    assert jax_run["shapes"] == 4 and lengths == {1, 2, 3, 5}
     assert jax_run["compiles"] == 1
+
+
+def test_jax_dreams_images_together_as_it_dreams_each_alone(jax_run):
+    assert jax_run["batch_error"] <= 2  # uint8 levels: each image's own rolls and Laplacian normalisation
+
+
+def test_jax_step_runs_the_same_operations_for_a_batch_as_for_one_image(jax_run):
+    # rolls, folds and Laplacian normalisation are vectorised: on a GPU, 4 images launch the kernels 1 does
+    one, four = jax_run["operations"]
+    assert 20 < one and four < 1.05 * one  # per image, as before: 125 and 221
 
 
 def test_jax_counts_the_memory_of_a_tile_for_auto_batches(jax_run):

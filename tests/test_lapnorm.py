@@ -18,11 +18,20 @@ def test_normalised_gradient_keeps_its_shape_ignores_scale_and_lifts_low_frequen
     rng = np.random.default_rng(0)
     wave = np.repeat(np.sin(2 * np.pi * np.arange(64) / 64)[None, :, None], 64, axis=0).repeat(3, axis=2)
     gradient = (rng.normal(size=(64, 64, 3)) + 0.1 * wave).astype(np.float32)  # noise hides a slow wave
-    normalised = np.asarray(laplacian_normalize(gradient))
+    normalised = np.asarray(laplacian_normalize(gradient[None]))[0]
     assert normalised.shape == gradient.shape
-    assert np.allclose(np.asarray(laplacian_normalize(5.0 * gradient)), normalised, atol=1e-4)
+    assert np.allclose(np.asarray(laplacian_normalize(5.0 * gradient[None]))[0], normalised, atol=1e-4)
 
     def correlation(g):
         return np.corrcoef(g.ravel(), wave.ravel())[0, 1]
 
     assert correlation(gradient) < 0.1 < 0.3 < correlation(normalised)
+
+
+def test_each_image_of_a_batch_is_normalised_on_its_own():
+    rng = np.random.default_rng(1)
+    gradients = rng.normal(size=(2, 40, 48, 3)).astype(np.float32) * np.array([1.0, 300.0])[:, None, None, None]
+    together = np.asarray(laplacian_normalize(gradients))
+    alone = [np.asarray(laplacian_normalize(g[None]))[0] for g in gradients]
+    assert np.abs(together - np.stack(alone)).max() < 1e-4
+    assert np.abs(together[1]).mean() == pytest.approx(np.abs(together[0]).mean(), rel=0.1)
