@@ -16,7 +16,8 @@
 #    Arguments after `device` go to bench_gpu.py, e.g. `bash bench/gpu_run.sh device --skip gallery`.
 #    The script's own budget (--budget 420 s: no section starts later, the gallery is cut to fit) plus start-up
 #    keeps the command near 8 minutes, inside `timeout 540`, leaving device time for one shorter rerun.
-# 3. The table is the end of output_tail; $OUT brings back bench_gpu.log, bench_gpu.json, gallery_build.log.
+# 3. The table is the end of output_tail; $OUT brings back bench_host.log (the engine's fixed costs, run first,
+#    in seconds), bench_gpu.log, bench_gpu.json and gallery_build.log.
 #    Then call give_back unless rerunning at once, and copy the table into bench/RESULTS.md with the card.
 set -u
 cd "$(dirname "$0")/.."
@@ -40,6 +41,7 @@ device)
     export PYTHONPATH=/tmp/site KERAS_BACKEND=jax PYTHONUNBUFFERED=1
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv || true
     python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)" || exit 1
+    timeout 60 python3 bench/bench_host.py 2>&1 | tee "$out/bench_host.log"
     timeout 540 python3 bench/bench_gpu.py --device-check --budget 420 --out "$out" "$@" 2>&1 \
         | tee "$out/bench_gpu.log"
     ;;

@@ -14,6 +14,7 @@ import re
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dreamer.lapnorm import laplacian_normalize
 from dreamer.paths import cache_dir
@@ -138,12 +139,13 @@ class Stepper:
         step count, weights, then the numbers that select a program."""
         height, width = images.shape[1], images.shape[2]
         padded = (_bucketed(height), _bucketed(width))
-        buffers = jnp.pad(jnp.asarray(images, jnp.float32),
-                          ((0, 0), (0, padded[0] - height), (0, padded[1] - width), (0, 0)))
+        buffers = jnp.asarray(images, jnp.float32)
+        if padded != (height, width):
+            buffers = jnp.pad(buffers, ((0, 0), (0, padded[0] - height), (0, padded[1] - width), (0, 0)))
         steps = len(shifts)  # shifts padded to a multiple of SHIFT_ROWS: chunks of 1-16 steps share a program
         rows = -(-steps // SHIFT_ROWS) * SHIFT_ROWS
-        shifts = jnp.pad(jnp.asarray(shifts, jnp.int32), ((0, rows - steps), (0, 0), (0, 0)))
-        return (buffers, jnp.array([height, width], jnp.int32), shifts, jnp.int32(steps), *self._weights(),
+        shifts = np.pad(np.asarray(shifts, np.int32), ((0, rows - steps), (0, 0), (0, 0)))  # on the host: numpy
+        return (buffers, np.array([height, width], np.int32), shifts, np.int32(steps), *self._weights(),
                 float(step_size), int(tile_size), int(batch), bool(lapnorm),
                 (-(-padded[0] // height), -(-padded[1] // width)))
 
@@ -156,7 +158,7 @@ class Stepper:
         (images, scores per image of the last step)."""
         height, width = images.shape[1], images.shape[2]
         buffers, scores = self._advance(*self._arguments(images, shifts, step_size, tile_size, batch, lapnorm))
-        return buffers[:, :height, :width], scores
+        return (buffers if buffers.shape[1:3] == (height, width) else buffers[:, :height, :width]), scores
 
 
 def parameter_gradient(loss):
