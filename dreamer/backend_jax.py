@@ -161,6 +161,11 @@ class Stepper:
         return (buffers if buffers.shape[1:3] == (height, width) else buffers[:, :height, :width]), scores
 
 
+def fused(fn, static_argnums: tuple = ()):
+    """`fn` jitted: one program per argument shape instead of a small program for each of its eager ops."""
+    return jax.jit(fn, static_argnums=static_argnums)
+
+
 def parameter_gradient(loss):
     """`step(params, *args) -> (d loss / d params, loss)` for a scalar `loss(params, *args)`, compiled once
     per argument shape (the network's weights are baked in as constants)."""

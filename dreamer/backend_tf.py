@@ -38,6 +38,11 @@ class Stepper:
         return images, scores
 
 
+def fused(fn, static_argnums: tuple = ()):
+    """`fn` as it is: TensorFlow runs eager ops without compiling them, so fusing them saves no compiles."""
+    return fn
+
+
 def parameter_gradient(loss):
     """`step(params, *args) -> (d loss / d params, loss)` for a scalar `loss(params, *args)`, traced once
     per argument shape: the gradient of a render loop that optimises parameters, not pixels."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from keras import ops
 
+from dreamer.gradients import fused
 from dreamer.objectives import evaluate
 
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this would shrink the deepest layers to nothing
@@ -56,6 +57,22 @@ def _resize(image, shape):
 def _uint8(images):
     """[-1, 1] float images to uint8, on the device that holds them."""
     return ops.cast(ops.clip(ops.round((images + 1.0) * 127.5), 0, 255), "uint8")
+
+
+def _octave_start(base, shape, previous):
+    """An octave's original (`base` resized to `shape`) and its first image: that original plus the detail
+    dreamed at the octave before (`previous` = its (image, original), or None at the first), resized."""
+    base_octave = _resize(base, shape)
+    if previous is None:
+        return base_octave, base_octave
+    image, original = previous
+    return base_octave, base_octave + _resize(image - original, shape)
+
+
+def _frame(base, current, base_octave):
+    """The uint8 frame of an octave's `current` image: the full-size original plus the detail dreamed into it
+    (the difference from the octave's original `base_octave`), upscaled."""
+    return _uint8(ops.clip(base + _resize(current - base_octave, tuple(base.shape[1:3])), -1.0, 1.0))
 
 
 def _fetch_later(tensor):
@@ -116,9 +133,9 @@ def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: i
     fetch and hand out frames."""
     rngs = [np.random.default_rng(seed) for seed in seeds]
     base = ops.convert_to_tensor(np.stack(images).astype(np.float32) / 127.5 - 1.0)
-    full_shape = tuple(images[0].shape[:2])
+    start_octave, frame_of = fused(_octave_start, (1,)), fused(_frame)  # one program per shape, not per op
     yield list(images)
-    detail = None
+    previous = None  # (image, original) at the end of the last octave
     done = 0
     waiting = None  # (steps done, mean score or None, uint8 frames on the device or None) of the last call
 
@@ -129,9 +146,8 @@ def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: i
             frames = ops.convert_to_numpy(frames)
             yield [keep_colors(f, i) if schedule.keep_colors else f for f, i in zip(frames, images)]
 
-    for shape in octave_shapes(*full_shape, schedule.octaves, schedule.octave_scale):
-        base_octave = _resize(base, shape)
-        current = base_octave if detail is None else base_octave + _resize(detail, shape)
+    for shape in octave_shapes(*images[0].shape[:2], schedule.octaves, schedule.octave_scale):
+        base_octave, current = start_octave(base, shape, previous)
         for count in _chunks(done, schedule.steps, schedule.every, schedule.total_steps):
             shifts = np.stack([_rolls(rng, shape, count) for rng in rngs], axis=1)  # (steps, images, 2)
             current, scores = stepper.advance(current, shifts, schedule.step_size, schedule.tile_size, batch,
@@ -139,11 +155,11 @@ def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: i
             done += count
             frames = None
             if done % schedule.every == 0 or done == schedule.total_steps:
-                frames = _fetch_later(_uint8(ops.clip(base + _resize(current - base_octave, full_shape), -1.0, 1.0)))
+                frames = _fetch_later(frame_of(base, current, base_octave))
             if waiting:
                 yield from hand_out(*waiting)
             waiting = (done, _fetch_later(ops.mean(scores)) if on_step else None, frames)
-        detail = current - base_octave
+        previous = (current, base_octave)
     if waiting:
         yield from hand_out(*waiting)
 

@@ -1,5 +1,7 @@
 """Pick the gradient code written for the active Keras backend."""
 
+import functools
+
 import keras
 
 from dreamer.errors import DreamerError
@@ -27,3 +29,10 @@ def make_stepper(extract, objective, xla: bool = False):
 def parameter_gradient(loss):
     """A callable `(params, *args) -> (gradient w.r.t. params, loss)` for a scalar `loss(params, *args)`."""
     return _backend().parameter_gradient(loss)
+
+
+@functools.cache
+def fused(fn, static_argnums: tuple = ()):
+    """`fn` run as one compiled program per argument shape where the backend would otherwise compile each
+    eager op as its own small program (JAX), and as it is where eager ops run uncompiled (TensorFlow)."""
+    return _backend().fused(fn, static_argnums)

@@ -21,7 +21,14 @@ frames = run(STYLE, image)
 run(STYLE.replace(steps=7, every=3), photo(120)[:100])  # another photo (same bucket), chunks of 3, 2 and 1 steps
 shapes = {s for size in [(96, 96), (100, 120)] for s in octave_shapes(*size, STYLE.octaves, STYLE.octave_scale)}
 stepper = prepare(STYLE)[2]
-compiles = stepper.compiles
+import jax
+xla_compiles = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda name, secs, **_: xla_compiles.append(secs) if name.endswith("backend_compile_duration") else None)
+programs = stepper.compiles
+run(STYLE, photo(112)[:80])  # a photo of a new size: its compiles, other than the stepper's own programs
+small = len(xla_compiles) - (stepper.compiles - programs)
+compiles = programs
 import jax, jax.numpy as jnp, numpy as np
 from dreamer.backend_jax import _fold_views, _periodic_views, loop_operations
 operations = [loop_operations(stepper.compiled(np.zeros((b, 96, 96, 3), np.float32), np.zeros((3, b, 2), np.int32),
@@ -47,7 +54,7 @@ print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in (cache
                   "fold_errors": fold_errors, "tile_bytes": tile_bytes, "backend": keras.backend.backend(),
                   "frames": len(frames), "shape": list(frames[-1].shape),
                   "gain": gain(STYLE, image, frames[-1]), "compiles": compiles, "operations": operations,
-                  "batch_error": batch_error, "shapes": len(shapes)}))
+                  "batch_error": batch_error, "shapes": len(shapes), "small_compiles": small}))
 """
 
 
@@ -78,6 +85,12 @@ def test_jax_compiles_a_program_per_shape_bucket_not_per_octave(jax_run):
     lengths = {n for done in (0, 7) for n in _chunks(done, 7, 3, 14)} | set(_chunks(0, 10, 5, 20))
     assert jax_run["shapes"] == 4 and lengths == {1, 2, 3, 5}
     assert jax_run["compiles"] == 1
+
+
+def test_jax_compiles_a_few_small_programs_per_octave_of_a_new_size(jax_run):
+    # each octave's start, frame, padding and unpadding are one XLA program (one compile) each,
+    # not one per eager op: 16 for the two octaves before the start and the frame were jitted whole
+    assert 0 < jax_run["small_compiles"] <= 5 * STYLE.octaves
 
 
 def test_jax_dreams_images_together_as_it_dreams_each_alone(jax_run):
