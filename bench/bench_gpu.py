@@ -240,13 +240,17 @@ def bare_octaves(extract, objective, size: int, batch: int, octaves: int, steps:
 
 
 def auto_batch(extract, objective, size: int) -> dict:
-    """What `--batch auto` picks for images of size x size in tiles of `size`, and from what."""
+    """What `--batch auto` picks for images of size x size in tiles of `size`, and from what; with what XLA's
+    compiled gradient of a tile needs, against which the Stepper's compile-free upper bound compares."""
     from dreamer.batching import free_accelerator_bytes, resolve_batch
 
     stepper = Stepper(extract, objective)
     free = free_accelerator_bytes()
+    tile = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+    memory = jax.jit(stepper._gradient_of).lower(tile, *stepper._weights()).compile().memory_analysis()
     return {"free_gib": None if free is None else free / 2**30,
             "tile_gib": stepper.tile_bytes(size, size, size) / 2**30,
+            "xla_tile_gib": (memory.temp_size_in_bytes + memory.output_size_in_bytes) / 2**30,
             "batch": resolve_batch("auto", stepper, size, size, size)}
 
 
@@ -721,7 +725,7 @@ def main(argv=None) -> int:
                 auto = entry["auto_batch"]
                 free = "no accelerator" if auto["free_gib"] is None else f"{auto['free_gib']:.1f} GiB free"
                 log(f"    --batch auto at {entry['size']} px: {auto['batch']} tiles ({free}, "
-                    f"{auto['tile_gib']:.2f} GiB a tile)")
+                    f"{auto['tile_gib']:.2f} GiB a tile at most; XLA's program: {auto['xla_tile_gib']:.2f} GiB)")
             log(f"    operations per step (kernels on a GPU): bare step {entry['bare']['ops_per_step']}, "
                 f"render {one['ops_per_step']}")
             ratio = full["img_steps_per_s"] / bare

@@ -125,13 +125,16 @@ class Stepper:
                 [v.value for v in self.extract.non_trainable_variables])
 
     def tile_bytes(self, height: int, width: int, tile_size: int) -> int:
-        """Device memory one tile's gradient needs (XLA's own count of its temporaries and output) for
-        images of height x width dreamed in tiles of `tile_size`."""
+        """Device memory one tile's gradient needs at most, for images of height x width dreamed in tiles of
+        `tile_size`: the sizes of every value its trace takes (the tile, the weights) or computes. Tracing
+        compiles nothing (a GPU compile takes seconds); XLA fuses and reuses buffers, so its program needs
+        less (measured by bench_gpu.py, which prints both)."""
         shape = tuple(min(tile_size, _bucketed(side)) for side in (height, width))
         if shape not in self._tile_bytes:
             tile = jax.ShapeDtypeStruct((1, *shape, 3), jnp.float32)
-            memory = jax.jit(self._gradient_of).lower(tile, *self._weights()).compile().memory_analysis()
-            self._tile_bytes[shape] = int(memory.temp_size_in_bytes + memory.output_size_in_bytes)
+            jaxpr = jax.make_jaxpr(self._gradient_of)(tile, *self._weights()).jaxpr
+            values = jaxpr.invars + [value for equation in jaxpr.eqns for value in equation.outvars]
+            self._tile_bytes[shape] = sum(math.prod(value.aval.shape) * value.aval.dtype.itemsize for value in values)
         return self._tile_bytes[shape]
 
     def _arguments(self, images, shifts, step_size: float, tile_size: int, batch: int, lapnorm: bool) -> tuple:

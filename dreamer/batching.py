@@ -1,8 +1,9 @@
 """How many tiles go through the network in one call: a number, or `auto`, sized from free accelerator memory.
 
 `auto` is 1 on a CPU (a batch only helps a processor that a single tile leaves idle). On an accelerator under
-the JAX backend it is as many tiles as fit in MEMORY_SHARE of the free memory, XLA telling what one tile's
-gradient needs. TensorFlow reports no free memory to size against, so it takes 1 there unless told a number.
+the JAX backend it is as many tiles as fit in MEMORY_SHARE of the free memory, one tile's gradient counted
+by the sizes of the values its trace computes (an upper bound, found without compiling). TensorFlow reports no
+free memory to size against, so it takes 1 there unless told a number.
 """
 
 BATCH_CHOICES = "a whole number from 1 to 256, or 'auto'"
