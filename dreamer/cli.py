@@ -1,6 +1,7 @@
 """The `dreamer` command: render photos into dreaming GIFs, list styles and layers."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,8 +20,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="photo(s) to dream, or `noise` (--size square) / `noise:WxH`: static seeded by --seed")
     render.add_argument("--style", action="append", dest="styles", metavar="NAME",
                         help="style from `dreamer styles` (repeat for several; default vgg16-eyes)")
-    render.add_argument("-o", "--output", type=Path,
-                        help="GIF path (one input, one style) or folder (default: INPUT-STYLE.gif here)")
+    render.add_argument("-o", "--output",
+                        help="GIF path (one input, one style) or folder: one that exists or ends in / "
+                             "(default: INPUT-STYLE.gif here)")
     render.add_argument("--size", type=int, default=512, help="long side of the GIF in pixels (512)")
     render.add_argument("--octaves", type=int, help="number of octaves (style's default)")
     render.add_argument("--octave-scale", type=float, help="size ratio between octaves, about 1.3-1.4")
@@ -58,12 +60,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _output_paths(args, input_path: Path, style_name: str, many: bool) -> Path:
+    """Where a GIF goes: -o itself for one input and one style, else INPUT-STYLE.gif in the folder -o names
+    (or here); -o names a folder when there are many GIFs, when it exists as one, or when it ends in a slash."""
     stem = input_path.stem.replace(":", "-")  # noise:WxH
     if args.output is None:
         return Path(f"{stem}-{style_name}.gif")
-    if many or args.output.is_dir():
-        return args.output / f"{stem}-{style_name}.gif"
-    return args.output
+    output = Path(args.output)
+    if many or output.is_dir() or args.output.endswith(("/", os.sep)):
+        return output / f"{stem}-{style_name}.gif"
+    return output
 
 
 def _batch(text: str):

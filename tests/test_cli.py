@@ -34,6 +34,13 @@ def test_render_through_python_m_dreamer(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_an_output_ending_in_a_slash_is_a_new_folder(tmp_path):
+    photo = write_photo(tmp_path / "cat.png")
+    assert main(["render", str(photo), *TINY, "-o", f"{tmp_path / 'new'}/"]) == 0
+    assert gif_frames(tmp_path / "new" / "cat-vgg16-textures.gif") == (3, (48, 32))
+    assert (tmp_path / "new" / "cat-vgg16-textures.jpg").exists()
+
+
 def test_same_seed_same_bytes(tmp_path):
     photo = write_photo(tmp_path / "cat.png")
     for name in ("a.gif", "b.gif"):
