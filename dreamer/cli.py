@@ -9,6 +9,7 @@ from dreamer.backends import BACKENDS, activate
 from dreamer.batching import check_batch
 from dreamer.errors import DreamerError
 from dreamer.precision import PRECISIONS
+from dreamer.settings import MAX_SIZE, MIN_SIZE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output",
                         help="GIF path (one input, one style) or folder: one that exists or ends in / "
                              "(default: INPUT-STYLE.gif here)")
-    render.add_argument("--size", type=int, default=512, help="long side of the GIF in pixels (512)")
+    render.add_argument("--size", type=_whole_number(MIN_SIZE, MAX_SIZE, "pixels"), default=512,
+                        help="long side of the GIF in pixels (512)")
     render.add_argument("--octaves", type=int, help="number of octaves (style's default)")
     render.add_argument("--octave-scale", type=float, help="size ratio between octaves, about 1.3-1.4")
     render.add_argument("--steps", type=int, help="gradient steps per octave")
@@ -47,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="stretch the frames' 1-99%% range to full contrast (class styles)")
     render.add_argument("--pingpong", action="store_true", help="loop forward then back")
     render.add_argument("--dither", action="store_true", help="Floyd-Steinberg dithering in the GIF")
-    render.add_argument("--frame-ms", type=int, default=120, help="duration of each frame (120)")
+    render.add_argument("--frame-ms", type=_whole_number(10, 60_000, "milliseconds"), default=120,
+                        help="duration of each frame (120)")
     render.add_argument("--no-still", action="store_true", help="do not write the final frame as a JPEG")
 
     sub.add_parser("styles", help="list the styles with their network, layers and parameters")
@@ -68,7 +71,20 @@ def _output_paths(args, input_path: Path, style_name: str, many: bool) -> Path:
     output = Path(args.output)
     if many or output.is_dir() or args.output.endswith(("/", os.sep)):
         return output / f"{stem}-{style_name}.gif"
+    if output.suffix.lower() != ".gif":
+        raise DreamerError(f"-o {args.output}: a GIF's name ends in .gif (end the path in / for a folder)")
     return output
+
+
+def _whole_number(low: int, high: int, unit: str):
+    """An argparse type: a whole number of `unit` from `low` to `high`."""
+    def parse(text: str) -> int:
+        value = int(text) if text.strip().lstrip("-").isdigit() else None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r}: use a whole number of {unit} from {low} to {high}")
+        return value
+
+    return parse
 
 
 def _batch(text: str):
@@ -118,6 +134,11 @@ def _render(args) -> int:
                 except DreamerError as exc:
                     failed += 1
                     print(f"error: {exc}", file=sys.stderr)
+                    continue
+                except OSError as exc:  # an output that cannot be written: the other renders go on
+                    failed += 1
+                    target = exc.filename2 or exc.filename or out  # a rename's target, not its temp file
+                    print(f"error: {target}: {exc.strerror or exc}", file=sys.stderr)
                     continue
             print(f"{out}  {result.frames} frames {result.width}x{result.height}  "
                   f"{result.backend} {result.precision}  {result.seconds:.1f}s")

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import skimage.data
 from PIL import Image
 
@@ -39,6 +40,36 @@ def test_an_output_ending_in_a_slash_is_a_new_folder(tmp_path):
     assert main(["render", str(photo), *TINY, "-o", f"{tmp_path / 'new'}/"]) == 0
     assert gif_frames(tmp_path / "new" / "cat-vgg16-textures.gif") == (3, (48, 32))
     assert (tmp_path / "new" / "cat-vgg16-textures.jpg").exists()
+
+
+def test_an_output_that_is_not_a_gif_fails_on_one_line_before_rendering(tmp_path, capsys):
+    photo = write_photo(tmp_path / "cat.png")
+    assert main(["render", str(photo), *TINY, "-o", str(tmp_path / "cat-dream.png")]) == 2
+    assert capsys.readouterr().err == f"error: -o {tmp_path / 'cat-dream.png'}: a GIF's name ends in .gif " \
+                                      "(end the path in / for a folder)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.png"]
+
+
+def test_an_output_that_cannot_be_written_fails_on_one_line_while_others_render(tmp_path, capsys):
+    photos = [write_photo(tmp_path / "cat.png"), write_photo(tmp_path / "dog.png")]
+    blocked = tmp_path / "out" / "cat-vgg16-textures.gif"
+    blocked.mkdir(parents=True)  # a folder where the GIF should go
+    assert main(["render", *map(str, photos), *TINY, "-o", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.splitlines() == [f"error: {blocked}: Is a directory"]
+    assert gif_frames(tmp_path / "out" / "dog-vgg16-textures.gif") == (3, (48, 32))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [  # no temp file left behind
+        "cat-vgg16-textures.gif", "dog-vgg16-textures.gif", "dog-vgg16-textures.jpg"]
+
+
+@pytest.mark.parametrize("option, value, unit", [("--size", "0", "pixels from 32 to 4096"),
+                                                 ("--size", "1.5", "pixels from 32 to 4096"),
+                                                 ("--frame-ms", "0", "milliseconds from 10 to 60000")])
+def test_out_of_range_numbers_are_refused_with_the_range(tmp_path, capsys, option, value, unit):
+    with pytest.raises(SystemExit) as exit_:
+        main(["render", str(write_photo(tmp_path / "cat.png")), *TINY, option, value])
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.endswith(f"argument {option}: '{value}': use a whole number of {unit}")
 
 
 def test_same_seed_same_bytes(tmp_path):
