@@ -1,5 +1,14 @@
 """Errors that reach the user as one line: what went wrong, where, and the fix."""
 
+import difflib
+
+
+def closest(name: str, choices, otherwise: str) -> str:
+    """The end of an error line about an unknown `name`: '; did you mean A, B?' with the `choices` closest to it,
+    or '; ' + `otherwise` when none is close."""
+    close = difflib.get_close_matches(name, list(choices), n=3)
+    return f"; did you mean {', '.join(close)}?" if close else f"; {otherwise}"
+
 
 class DreamerError(Exception):
     """Base of every error the CLI prints as one line, without a traceback."""

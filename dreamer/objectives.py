@@ -6,11 +6,10 @@
 """
 
 import ast
-import difflib
 from dataclasses import dataclass
 from typing import Callable
 
-from dreamer.errors import StyleError
+from dreamer.errors import StyleError, closest
 
 INPUT = "input"  # the key of the network's input images (B, H, W, 3) in [-1, 1] among the activations
 
@@ -97,8 +96,7 @@ def class_index(name_or_index, classes) -> int:
     names = [c.lower() for c in classes]
     if key in names:
         return names.index(key)
-    close = difflib.get_close_matches(key, names, n=4)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; give a name or an index 0-{len(classes) - 1}"
+    hint = closest(key, names, f"give a name or an index 0-{len(classes) - 1}")
     raise StyleError(f"unknown class {text!r}{hint}")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dreamer.batching import check_batch
-from dreamer.errors import DreamerError, InputError, StyleError
+from dreamer.errors import DreamerError, InputError, StyleError, closest
 from dreamer.images import noise_shape
 from dreamer.precision import PRECISIONS
 from dreamer.zoo import STYLES, Style, get_style
@@ -92,11 +92,13 @@ def create_settings(root=".", source: str = "settings", **overrides) -> Settings
     data = copy.deepcopy(DEFAULTS)
     for key, value in overrides.items():
         if key not in DEFAULTS:
-            raise ConfigError(f"{source}: unknown key {key!r}; known keys: {', '.join(DEFAULTS)}")
+            hint = closest(key, DEFAULTS, "known keys: " + ", ".join(DEFAULTS))
+            raise ConfigError(f"{source}: unknown key {key!r}{hint}")
         if key == "gif" and isinstance(value, dict):
             unknown = sorted(set(value) - set(DEFAULTS["gif"]))
             if unknown:
-                raise ConfigError(f"{source}: unknown key 'gif.{unknown[0]}'; known: {', '.join(DEFAULTS['gif'])}")
+                hint = closest(unknown[0], DEFAULTS["gif"], "known: " + ", ".join(DEFAULTS["gif"]))
+                raise ConfigError(f"{source}: unknown key 'gif.{unknown[0]}'{hint}")
             data["gif"].update(value)
         else:
             data[key] = value
@@ -121,7 +123,10 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
         value = data[key]
         if not isinstance(value, (str, Path)) or not str(value).strip():
             fail(key, f"must be a folder path, got {value!r}")
-        return (root / Path(value).expanduser()).resolve()
+        path = (root / Path(value).expanduser()).resolve()
+        if path.exists() and not path.is_dir():
+            fail(key, f"{path} is a file, not a folder; name a folder")
+        return path
 
     gif = data["gif"]
     if not isinstance(gif, dict):

@@ -1,10 +1,9 @@
 """The style zoo: a style names a network, the layers to dream on, and the dream's parameters."""
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 
-from dreamer.errors import StyleError
+from dreamer.errors import StyleError, closest
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,8 @@ class Style:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise StyleError(f"style {data.get('name', '?')!r}: unknown key {unknown[0]!r}")
+            hint = closest(unknown[0], sorted(known), f"known keys: {', '.join(sorted(known))}")
+            raise StyleError(f"style {data.get('name', '?')!r}: unknown key {unknown[0]!r}{hint}")
         data = {**data, "target_class": str(data.get("target_class", ""))}  # an index may come as a number
         layerless = data["target_class"] or data.get("objective")  # these styles need no `layers`
         required = ("name", "network") if layerless else ("name", "network", "layers")
@@ -124,6 +124,4 @@ def get_style(name: str) -> Style:
     try:
         return STYLES[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(STYLES), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; `dreamer styles` lists them"
-        raise StyleError(f"unknown style {name!r}{hint}") from None
+        raise StyleError(f"unknown style {name!r}{closest(name, STYLES, '`dreamer styles` lists them')}") from None

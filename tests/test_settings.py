@@ -68,7 +68,8 @@ def test_gallery_precision_applies_where_a_style_sets_none(tmp_path):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("colour = 'red'", "unknown key 'colour'"),
+    ("colour = 'red'", "unknown key 'colour'; known keys: title, intro"),
+    ("sizes = 320", "unknown key 'sizes'; did you mean size?"),
     ("size = 'big'", "size: must be an integer from 32 to 4096, got 'big'"),
     ("size = 10", "size: must be an integer"),
     ("seed = -1", "seed: must be an integer"),
@@ -77,11 +78,14 @@ def test_gallery_precision_applies_where_a_style_sets_none(tmp_path):
     ("styles = ['vgg16-eyez']", "styles: unknown style 'vgg16-eyez'; did you mean vgg16-eyes"),
     ("styles = ['vgg16-eyes', 'vgg16-eyes']", "styles: 'vgg16-eyes' is listed twice"),
     ("[gif]\npalette = 'fancy'", "gif.palette: must be one of"),
-    ("[gif]\nloops = 2", "unknown key 'gif.loops'"),
+    ("[gif]\nloops = 2", "unknown key 'gif.loops'; known: frame_ms"),
+    ("[gif]\nframe = 80", "unknown key 'gif.frame'; did you mean frame_ms?"),
     ("[gif]\nframe_ms = 0", "gif.frame_ms: must be an integer"),
     ("[gif]\ndither = 'yes'", "gif.dither: must be true or false"),
     ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nsteps = 0", "style.vgg16-eyes: style 'vgg16-eyes': steps must be"),
-    ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nsteep = 3", "unknown key 'steep'"),
+    ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nsteep = 3", "unknown key 'steep'; did you mean steps"),
+    ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nwibble = 3", "unknown key 'wibble'; known keys: channels, contrast"),
+    ("output = 'gallery.toml'", "output: " + "{tmp_path}" + "/gallery.toml is a file, not a folder; name a folder"),
     ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nprecision = 'fp8'", "style.vgg16-eyes.precision: must be one of"),
     ("styles = ['mine']\n[style.mine]\nnetwork = 'vgg16'", "style.mine: style 'mine': missing key 'layers'"),
     ("styles = ['vgg16-eyes']\n[style.mine]\nbase = 'vgg16-eyes'", "style.mine: defined but not listed in styles"),
@@ -94,7 +98,7 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path, text, expected):
     with pytest.raises(ConfigError) as info:
         load(write(tmp_path, text))
     message = str(info.value)
-    assert expected in message and "\n" not in message
+    assert expected.format(tmp_path=tmp_path) in message and "\n" not in message
     assert message.startswith(str(tmp_path / "gallery.toml"))
 
 
