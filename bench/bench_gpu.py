@@ -15,7 +15,8 @@ none) and every network gets random weights of its real architecture, since spee
              size also one photo of B tiles (B=8: 2S x 4S, tile S; engine.dream with batch B), the tiling path.
              An engine without dream_batch renders only the latter. "1 oct" renders one octave (rolls, tiles,
              frames: the engine's overhead alone); "full" renders --octaves octaves at scale 1.4, whose lower
-             octaves are smaller images (padded by the JAX backend to 128-px buckets).
+             octaves are smaller images (padded by the JAX backend to 64-px buckets). "fixed count": the same
+             with Stepper(fixed_steps=True), a program per chunk length whose trip count XLA knows.
    Throughput is in image-steps/s, one image being S x S pixels: a step on an octave of h x w pixels counts
    h*w/S^2, so full renders (smaller lower octaves) compare fairly. est TF/s assumes fwd + input-grad = 2x the
    forward conv FLOPs.
@@ -74,7 +75,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dreamer import objectives  # noqa: E402
-from dreamer.backend_jax import BUCKET, Stepper, loop_operations  # noqa: E402
+from dreamer.backend_jax import BUCKET, Stepper, loop_operations, loop_trip_count  # noqa: E402
 from dreamer import engine  # noqa: E402
 from dreamer.engine import Schedule  # noqa: E402
 from dreamer.objectives import INPUT  # noqa: E402
@@ -261,10 +262,11 @@ def render_shape(size: int, batch: int) -> tuple[int, int]:
 
 
 def render_jax(extract, objective, size: int, batch: int, octaves: int, steps: int, every: int,
-               step_size: float, repeats: int, tiles: bool = False):
+               step_size: float, repeats: int, tiles: bool = False, fixed_steps: bool = False):
     """Our render, `batch` tiles per network call: `batch` photos of size x size dreamed together
     (engine.dream_batch), or with `tiles` (or an engine without dream_batch) one photo of `batch` tiles of
-    size x size (engine.dream). Either way each step covers the pixels of `batch` images of size x size."""
+    size x size (engine.dream). Either way each step covers the pixels of `batch` images of size x size.
+    `fixed_steps`: the Stepper's programs with their trip count fixed (one per chunk length)."""
     dream_batch = getattr(engine, "dream_batch", None)
     tiles = tiles or batch == 1 or dream_batch is None
     height, width = render_shape(size, batch) if tiles else (size, size)
@@ -272,7 +274,7 @@ def render_jax(extract, objective, size: int, batch: int, octaves: int, steps: i
     schedule = Schedule(octaves=octaves, octave_scale=OCTAVE_SCALE, steps=steps, step_size=step_size,
                         every=every, tile_size=size)
     images = list(np.random.default_rng(0).integers(0, 256, (count, height, width, 3), dtype=np.uint8))
-    stepper = Stepper(extract, objective)
+    stepper = Stepper(extract, objective, fixed_steps=fixed_steps)
     frames = []
 
     def run():
@@ -290,7 +292,7 @@ def render_jax(extract, objective, size: int, batch: int, octaves: int, steps: i
     work = count * steps * pixels / size ** 2
     return {"warmup_s": first, "median_s": median, "min_s": low, "max_s": high, "img_steps": work,
             "img_steps_per_s": work / median, "compiles": compiles, "frames": len(frames),
-            "ops_per_step": loop_operations(program),
+            "ops_per_step": loop_operations(program), "trip_count": loop_trip_count(program),
             "image": f"{count}x {width}x{height}" if count > 1 else f"{width}x{height}", "steps": octaves * steps}
 
 
@@ -646,6 +648,11 @@ def main(argv=None) -> int:
             if kind == "vgg16" and size == sizes[0]:
                 entry["bare_traced_count"] = bare_jax(extract, objective, size, batch, bare_steps, step_size,
                                                       repeats, traced_count=True)
+            if kind == "vgg16" and size == sizes[0]:  # the same renders, each loop's trip count known to XLA
+                entry["render_1oct_fixed"] = render_jax(extract, objective, size, batch, 1, one_octave_steps, every,
+                                                        step_size, repeats, fixed_steps=True)
+                entry["render_full_fixed"] = render_jax(extract, objective, size, batch, octaves, steps, every,
+                                                        step_size, repeats, fixed_steps=True)
             if kind == "vgg16" and size == sizes[0]:  # the same steps in one call, one frame: the cost inside
                 entry["render_1call"] = render_jax(extract, objective, size, batch, 1, one_octave_steps,  # the
                                                    one_octave_steps, step_size, repeats)  # program, apart from frames
@@ -715,6 +722,10 @@ def main(argv=None) -> int:
                 log(fmt_row(f"render, 1 oct, {tiled['image']}", tiled, flops, base=bare, torch_rate=torch_rate))
             full = entry["render_full"]
             log(fmt_row(f"render, full, {full['image']}", full, flops, base=bare, torch_rate=torch_rate))
+            for key, name in (("render_1oct_fixed", "render, 1 oct, fixed count"),
+                              ("render_full_fixed", "render, full, fixed count")):
+                if key in entry:
+                    log(fmt_row(name, entry[key], flops, base=bare, torch_rate=torch_rate))
             if "bare_octaves" in entry:
                 same = entry["bare_octaves"]
                 log(fmt_row("bare step, the same octaves", same, flops, base=bare))

@@ -81,11 +81,23 @@ def loop_operations(compiled) -> int:
     return sum(op not in BOOKKEEPING for op in re.findall(r"= .*? ([a-z][\w\-]*)\(", body))
 
 
-class Stepper:
-    """Advances a dream by a few steps in one compiled call; `compiles` counts the programs traced."""
+def loop_trip_count(compiled) -> int | None:
+    """The trip count XLA knows for a compiled program's step loop, or None when the count is traced."""
+    known = re.search(r'while\(.*?"known_trip_count":\{"n":"(\d+)"\}', compiled.as_text())
+    return int(known.group(1)) if known else None
 
-    def __init__(self, extract, objective, xla: bool = True):  # JAX always compiles with XLA
+
+class Stepper:
+    """Advances a dream by a few steps in one compiled call; `compiles` counts the programs traced.
+
+    The step count is traced (one program for chunks of 1-16 steps) unless `fixed_steps`, which compiles a
+    program per chunk length with its trip count known to XLA: on a GPU, XLA otherwise reads the loop condition
+    back to the host after each step. bench_gpu.py times both; the traced count is the default until a GPU run
+    shows the fixed one worth its extra compiles."""
+
+    def __init__(self, extract, objective, xla: bool = True, fixed_steps: bool = False):  # JAX always uses XLA
         self.extract = extract
+        self.fixed_steps = fixed_steps
         self.compiles = 0
 
         def total(images, trainable, non_trainable):
@@ -116,7 +128,8 @@ class Stepper:
                 std = jnp.sqrt(jnp.sum(jnp.square(grad - mean) * inside, axis=(1, 2, 3), keepdims=True) / pixels)
                 return jnp.clip(carry[0] + step_size * grad / (std + 1e-8), -1.0, 1.0), scores
 
-            return jax.lax.fori_loop(0, steps, body, (buffers, jnp.zeros(buffers.shape[0], jnp.float32)))
+            count = shifts.shape[0] if fixed_steps else steps
+            return jax.lax.fori_loop(0, count, body, (buffers, jnp.zeros(buffers.shape[0], jnp.float32)))
 
         self._advance = jax.jit(advance, static_argnums=(6, 7, 8, 9, 10))
 
@@ -146,7 +159,7 @@ class Stepper:
         if padded != (height, width):
             buffers = jnp.pad(buffers, ((0, 0), (0, padded[0] - height), (0, padded[1] - width), (0, 0)))
         steps = len(shifts)  # shifts padded to a multiple of SHIFT_ROWS: chunks of 1-16 steps share a program
-        rows = -(-steps // SHIFT_ROWS) * SHIFT_ROWS
+        rows = steps if self.fixed_steps else -(-steps // SHIFT_ROWS) * SHIFT_ROWS
         shifts = np.pad(np.asarray(shifts, np.int32), ((0, rows - steps), (0, 0), (0, 0)))  # on the host: numpy
         return (buffers, np.array([height, width], np.int32), shifts, np.int32(steps), *self._weights(),
                 float(step_size), int(tile_size), int(batch), bool(lapnorm),

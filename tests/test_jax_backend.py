@@ -41,6 +41,15 @@ pair = [photo(64), photo(64, skimage.data.coffee)]
 together = list(dream_batch(stepper, pair, lap, seeds=[1, 2], batch=2))[-1]
 alone = [list(dream(stepper, image, lap, seed=seed))[-1] for image, seed in zip(pair, [1, 2])]
 batch_error = max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(alone, together))
+from dreamer.backend_jax import Stepper, loop_trip_count
+extract, objective, _ = prepare(STYLE)
+fixed = Stepper(extract, objective, fixed_steps=True)
+odd = schedule_of(STYLE.replace(octaves=1, steps=7, every=3))  # chunks of 3, 3 and 1 steps
+fixed_error = max(int(np.abs(a.astype(int) - b).max())
+                  for a, b in zip(dream(fixed, photo(64), odd), dream(stepper, photo(64), odd)))
+fixed_compiles = fixed.compiles
+trips = [loop_trip_count(s.compiled(np.zeros((1, 64, 64, 3), np.float32), np.zeros((3, 1, 2), np.int32), 0.03, 512))
+         for s in (stepper, fixed)]
 rng, fold_errors = np.random.default_rng(0), []
 for (h, w), (H, W) in [((64, 64), (64, 64)), ((70, 100), (128, 128)), ((33, 20), (64, 64)), ((5, 64), (64, 128))]:
     x, g = (jnp.asarray(rng.normal(size=(2, H, W, 3)), jnp.float32) for _ in range(2))
@@ -60,7 +69,8 @@ print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in (cache
                   "tile_bytes": tile_bytes, "xla_tile_bytes": xla_tile_bytes, "tile_compiles": tile_compiles,
                   "frames": len(frames), "shape": list(frames[-1].shape),
                   "gain": gain(STYLE, image, frames[-1]), "compiles": compiles, "operations": operations,
-                  "batch_error": batch_error, "shapes": len(shapes), "small_compiles": small}))
+                  "batch_error": batch_error, "shapes": len(shapes), "small_compiles": small,
+                  "fixed_error": fixed_error, "fixed_compiles": fixed_compiles, "trips": trips}))
 """
 
 
@@ -101,6 +111,13 @@ def test_jax_compiles_a_few_small_programs_per_octave_of_a_new_size(jax_run):
 
 def test_jax_dreams_images_together_as_it_dreams_each_alone(jax_run):
     assert jax_run["batch_error"] <= 2  # uint8 levels: each image's own rolls and Laplacian normalisation
+
+
+def test_jax_fixed_step_counts_give_the_same_frames_with_known_trip_counts(jax_run):
+    # the bench's alternative: a program per chunk length (3 and 1 here), its loop's length known to XLA
+    assert jax_run["fixed_error"] <= 1
+    assert jax_run["fixed_compiles"] == 2
+    assert jax_run["trips"] == [None, 3]
 
 
 def test_jax_step_runs_the_same_operations_for_a_batch_as_for_one_image(jax_run):
