@@ -19,7 +19,7 @@ import numpy as np
 from dreamer.lapnorm import laplacian_normalize
 from dreamer.paths import cache_dir
 from dreamer.objectives import INPUT
-from dreamer.tiles import tiled_gradient
+from dreamer.tiles import tile_groups, tiled_gradient
 
 BUCKET = 64
 SHIFT_ROWS = 16
@@ -72,18 +72,60 @@ def _fold_views(grads, size, shifts, copies):
     return jax.vmap(fold)(grads, shifts[:, 0], shifts[:, 1])
 
 
-def loop_operations(compiled) -> int:
-    """The operations in one step of a compiled program's step loop (each a kernel launch on a GPU), read
-    from its optimised HLO."""
+def _looped_tiles(gradient, images, tile_size: int, batch: int):
+    """tiles.tiled_gradient with its network calls in a loop, so that the program holds the network's gradient
+    once however many tiles the images have (unrolled, a 4000 x 3000 photo in 512-px tiles held 48 copies)."""
+    count = images.shape[0]
+    th, tw, groups = tile_groups(images.shape[1], images.shape[2], tile_size, count, batch)
+    if len(groups) == 1:
+        return tiled_gradient(gradient, images, tile_size, batch)
+    per_call, last = len(groups[0]), groups[-1]
+    table = jnp.array([*groups[:-1], last + last[-1:] * (per_call - len(last))], jnp.int32)  # (calls, per_call, 2)
+    counted = jnp.array([[1.0] * len(g) + [0.0] * (per_call - len(g)) for g in groups])  # a repeated tile rewrites
+    # the same gradient, but its score must not count twice
+
+    def call(g, carry):
+        result, total = carry
+        tiles = jax.vmap(lambda yx: jax.lax.dynamic_slice(images, (0, yx[0], yx[1], 0), (count, th, tw, 3)))(table[g])
+        grads, scores = gradient(tiles.reshape(per_call * count, th, tw, 3))
+        total = total + jnp.sum(scores.reshape(per_call, count) * counted[g][:, None], axis=0)
+        for k in range(per_call):  # in order: where tiles overlap, the later one's gradient stays, as unrolled
+            result = jax.lax.dynamic_update_slice(result, grads[k * count:(k + 1) * count],
+                                                  (0, table[g, k, 0], table[g, k, 1], 0))
+        return result, total
+
+    return jax.lax.fori_loop(0, len(groups), call, (jnp.zeros_like(images), jnp.zeros(count, jnp.float32)))
+
+
+def _computation(text: str, name: str) -> str:
+    """The instructions of the computation called `name` in an HLO module's text."""
+    return re.search(r"^%?" + re.escape(name) + r" .*?\{\n(.*?)\n\}", text, re.S | re.M).group(1)
+
+
+def _step_loop(compiled) -> tuple[str, str | None]:
+    """(a compiled program's optimised HLO text, the instruction of its outermost loop, or None)."""
     text = compiled.as_text()
-    body_name = re.search(r"while\(.*?body=%?([\w.\-]+)", text).group(1)
-    body = re.search(r"^%?" + re.escape(body_name) + r" .*?\{\n(.*?)\n\}", text, re.S | re.M).group(1)
-    return sum(op not in BOOKKEEPING for op in re.findall(r"= .*? ([a-z][\w\-]*)\(", body))
+    entry = re.search(r"^ENTRY .*?\{\n(.*?)\n\}", text, re.S | re.M).group(1)
+    return text, next((line for line in entry.splitlines() if " while(" in line), None)
+
+
+def loop_operations(compiled) -> int | None:
+    """The operations in one step of a compiled program's step loop (each a kernel launch on a GPU; a loop
+    over tile groups inside it counted once), read from its optimised HLO; None if XLA kept no loop."""
+    text, loop = _step_loop(compiled)
+
+    def operations(body_name: str) -> int:
+        body = _computation(text, body_name)
+        own = sum(op not in BOOKKEEPING for op in re.findall(r"= .*? ([a-z][\w\-]*)\(", body))
+        return own + sum(operations(name) for name in re.findall(r" while\(.*?body=%?([\w.\-]+)", body))
+
+    return operations(re.search(r"body=%?([\w.\-]+)", loop).group(1)) if loop else None
 
 
 def loop_trip_count(compiled) -> int | None:
-    """The trip count XLA knows for a compiled program's step loop, or None when the count is traced."""
-    known = re.search(r'while\(.*?"known_trip_count":\{"n":"(\d+)"\}', compiled.as_text())
+    """The trip count XLA knows for a compiled program's step loop, or None (traced, or no loop)."""
+    _, loop = _step_loop(compiled)
+    known = re.search(r'"known_trip_count":\{"n":"(\d+)"\}', loop or "")
     return int(known.group(1)) if known else None
 
 
@@ -120,7 +162,7 @@ class Stepper:
                 return gradient_of(tiles, trainable, non_trainable)
 
             def body(i, carry):
-                grads, scores = tiled_gradient(gradient, _periodic_views(carry[0], size, shifts[i]), tile_size, batch)
+                grads, scores = _looped_tiles(gradient, _periodic_views(carry[0], size, shifts[i]), tile_size, batch)
                 grad = _fold_views(grads, size, shifts[i], copies) * inside
                 if lapnorm:
                     grad = laplacian_normalize(grad) * inside

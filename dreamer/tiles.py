@@ -16,21 +16,28 @@ def tile_starts(length: int, tile: int) -> list[int]:
     return starts + [length - tile]
 
 
+def tile_groups(height: int, width: int, tile_size: int, count: int, batch: int = 1):
+    """How `count` images of height x width go through the network: (tile height, tile width, the tile
+    origins (y, x) in groups, one group a network call with up to `batch` tiles in all, at least one tile
+    position of every image)."""
+    th, tw = min(tile_size, height), min(tile_size, width)
+    origins = [(y, x) for y in tile_starts(height, th) for x in tile_starts(width, tw)]
+    per_call = max(1, batch // count)
+    return th, tw, [origins[i:i + per_call] for i in range(0, len(origins), per_call)]
+
+
 def tiled_gradient(gradient, images, tile_size: int, batch: int = 1):
     """Gradient of the objective w.r.t. `images` (B, H, W, 3), computed tile by tile.
 
-    `gradient(tiles) -> (gradients, scores)`; each call gets at least one tile position of every image,
-    and up to `batch` tiles in all. Returns (gradients of the images' shape, scores per image (B,))."""
+    `gradient(tiles) -> (gradients, scores)`; each call gets the tiles of one of `tile_groups`. Returns
+    (gradients of the images' shape, scores per image (B,))."""
     count, height, width = images.shape[0], images.shape[1], images.shape[2]
-    th, tw = min(tile_size, height), min(tile_size, width)
-    origins = [(y, x) for y in tile_starts(height, th) for x in tile_starts(width, tw)]
-    if len(origins) == 1:
+    th, tw, groups = tile_groups(height, width, tile_size, count, batch)
+    if len(groups) == 1 and len(groups[0]) == 1:
         return gradient(images)
     result = ops.zeros_like(images)
     total = ops.zeros((count,))
-    per_call = max(1, batch // count)
-    for i in range(0, len(origins), per_call):
-        chunk = origins[i:i + per_call]
+    for chunk in groups:
         grads, scores = gradient(ops.concatenate([images[:, y:y + th, x:x + tw] for y, x in chunk], axis=0))
         total = total + ops.sum(ops.reshape(scores, (len(chunk), count)), axis=0)
         for k, (y, x) in enumerate(chunk):

@@ -50,6 +50,20 @@ fixed_error = max(int(np.abs(a.astype(int) - b).max())
 fixed_compiles = fixed.compiles
 trips = [loop_trip_count(s.compiled(np.zeros((1, 64, 64, 3), np.float32), np.zeros((3, 1, 2), np.int32), 0.03, 512))
          for s in (stepper, fixed)]
+from dreamer.backend_jax import _looped_tiles
+from dreamer.tiles import tiled_gradient
+def network(tiles):
+    return stepper._gradient_of(tiles, *stepper._weights())
+pair_of_images = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (2, 150, 200, 3)), jnp.float32)
+looped = jax.jit(lambda x: _looped_tiles(network, x, 64, 10))  # 12 tiles an image, 5 a call: 3 calls
+unrolled = jax.jit(lambda x: tiled_gradient(network, x, 64, 10))
+(grad_a, score_a), (grad_b, score_b) = looped(pair_of_images), unrolled(pair_of_images)
+tile_errors = [float(jnp.abs(grad_a - grad_b).max() / jnp.abs(grad_b).max()),
+               float(jnp.abs(score_a - score_b).max() / jnp.abs(score_b).max())]
+one_call = jax.jit(lambda x: _looped_tiles(network, x, 64, 24))
+convolutions = [f.lower(pair_of_images).compile().as_text().count("convolution(") for f in (looped, one_call, unrolled)]
+tiled_style = STYLE.replace(octaves=1, steps=4, every=4, tile_size=64)  # 96 px: 4 calls of a tile each
+tiled_gain = gain(tiled_style, photo(96), run(tiled_style, photo(96))[-1])
 rng, fold_errors = np.random.default_rng(0), []
 for (h, w), (H, W) in [((64, 64), (64, 64)), ((70, 100), (128, 128)), ((33, 20), (64, 64)), ((5, 64), (64, 128))]:
     x, g = (jnp.asarray(rng.normal(size=(2, H, W, 3)), jnp.float32) for _ in range(2))
@@ -70,7 +84,8 @@ print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in (cache
                   "frames": len(frames), "shape": list(frames[-1].shape),
                   "gain": gain(STYLE, image, frames[-1]), "compiles": compiles, "operations": operations,
                   "batch_error": batch_error, "shapes": len(shapes), "small_compiles": small,
-                  "fixed_error": fixed_error, "fixed_compiles": fixed_compiles, "trips": trips}))
+                  "fixed_error": fixed_error, "fixed_compiles": fixed_compiles, "trips": trips,
+                  "tile_errors": tile_errors, "convolutions": convolutions, "tiled_gain": tiled_gain}))
 """
 
 
@@ -118,6 +133,15 @@ def test_jax_fixed_step_counts_give_the_same_frames_with_known_trip_counts(jax_r
     assert jax_run["fixed_error"] <= 1
     assert jax_run["fixed_compiles"] == 2
     assert jax_run["trips"] == [None, 3]
+
+
+def test_jax_loops_over_tile_groups_holding_the_network_once(jax_run):
+    # two 150 x 200 images in 64-px tiles: 12 tiles each, 5 per call, so 3 calls (the last padded with repeats)
+    assert max(jax_run["tile_errors"]) < 1e-5  # the gradient and scores of the unrolled calls
+    looped, one_call, unrolled = jax_run["convolutions"]
+    assert looped == one_call > 0 and unrolled >= 2 * looped
+    style = STYLE.replace(octaves=1, steps=4, every=4, tile_size=64)  # a render in tiles: the gain TensorFlow gets
+    assert jax_run["tiled_gain"] == pytest.approx(gain(style, photo(96), run(style, photo(96))[-1]), rel=0.15)
 
 
 def test_jax_step_runs_the_same_operations_for_a_batch_as_for_one_image(jax_run):
