@@ -10,6 +10,7 @@ over the batch: dreaming several images together adds no operations to a step.
 """
 
 import math
+import os
 import re
 
 import jax
@@ -27,6 +28,8 @@ BOOKKEEPING = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast"}
 
 if not jax.config.jax_compilation_cache_dir:  # compiled programs outlive the process: a GPU compile with its
     jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))  # autotuning takes ~20 s
+if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # the small per-shape programs too, not only
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # those that took a second or more
 
 
 def _bucketed(side: int) -> int:

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from dreamer.engine import _chunks
+from dreamer.paths import cache_dir
 from test_engine import STYLE, gain, photo, run
 
 SCRIPT = """
@@ -78,7 +79,9 @@ tile = jax.ShapeDtypeStruct((1, 128, 128, 3), jnp.float32)  # what XLA's compile
 memory = jax.jit(stepper._gradient_of).lower(tile, *stepper._weights()).compile().memory_analysis()
 xla_tile_bytes = memory.temp_size_in_bytes + memory.output_size_in_bytes
 from dreamer.paths import cache_dir
-print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in (cache_dir() / "xla").iterdir()),
+from pathlib import Path
+programs_dir = jax.config.jax_compilation_cache_dir  # the test's own: every program compiles afresh
+print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in Path(programs_dir).iterdir()),
                   "fold_errors": fold_errors, "backend": keras.backend.backend(),
                   "tile_bytes": tile_bytes, "xla_tile_bytes": xla_tile_bytes, "tile_compiles": tile_compiles,
                   "frames": len(frames), "shape": list(frames[-1].shape),
@@ -90,9 +93,10 @@ print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in (cache
 
 
 @pytest.fixture(scope="module")
-def jax_run():
+def jax_run(tmp_path_factory):
     pytest.importorskip("jax", reason="the [jax] extra is not installed: pip install -e .[jax]")
-    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=os.path.dirname(__file__))
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=os.path.dirname(__file__),
+               JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("xla")))
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -163,5 +167,14 @@ def test_jax_folds_the_rolled_gradient_back_as_its_transpose(jax_run):
     assert max(jax_run["fold_errors"]) < 1e-4
 
 
+def test_jax_keeps_compiled_programs_in_the_dreamer_cache():
+    pytest.importorskip("jax", reason="the [jax] extra is not installed: pip install -e .[jax]")
+    script = "import jax, dreamer.backend_jax; print(jax.config.jax_compilation_cache_dir)"
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    done = subprocess.run([sys.executable, "-c", script], env=dict(env, KERAS_BACKEND="jax"), capture_output=True,
+                          text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == str(cache_dir() / "xla")
+
+
 def test_jax_keeps_compiled_programs_for_the_next_run(jax_run):
-    assert "jit_advance" in jax_run["cached_programs"]
+    assert {"jit_advance", "jit__frame", "jit__octave_start"} <= set(jax_run["cached_programs"])  # small ones too
