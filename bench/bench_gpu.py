@@ -75,7 +75,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dreamer import objectives  # noqa: E402
-from dreamer.backend_jax import BUCKET, Stepper, loop_operations, loop_trip_count  # noqa: E402
+from dreamer.backend_jax import BUCKET, Stepper  # noqa: E402
+from dreamer.hlo import loop_operations, loop_trip_count  # noqa: E402
 from dreamer import engine  # noqa: E402
 from dreamer.engine import Schedule  # noqa: E402
 from dreamer.objectives import INPUT  # noqa: E402

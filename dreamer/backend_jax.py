@@ -6,12 +6,12 @@ in as an array. Images travel in buffers padded to multiples of `BUCKET` pixels,
 as numbers, and the roll offsets in SHIFT_ROWS-row blocks with the step count passed as a number, so
 every octave, photo and chunk of steps whose sizes share a bucket shares one compiled program, kept on
 disk (in the Dreamer cache) for the next run. Per-image work (rolls, folds, normalisation) is vectorised
-over the batch: dreaming several images together adds no operations to a step.
+over the batch: dreaming several images together adds no operations to a step; and the tiles of a big image go
+through the network in a loop, so the program holds the network once.
 """
 
 import math
 import os
-import re
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +24,6 @@ from dreamer.tiles import tile_groups, tiled_gradient
 
 BUCKET = 64
 SHIFT_ROWS = 16
-BOOKKEEPING = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast"}  # HLO ops that launch no kernel
 
 if not jax.config.jax_compilation_cache_dir:  # compiled programs outlive the process: a GPU compile with its
     jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))  # autotuning takes ~20 s
@@ -98,38 +97,6 @@ def _looped_tiles(gradient, images, tile_size: int, batch: int):
         return result, total
 
     return jax.lax.fori_loop(0, len(groups), call, (jnp.zeros_like(images), jnp.zeros(count, jnp.float32)))
-
-
-def _computation(text: str, name: str) -> str:
-    """The instructions of the computation called `name` in an HLO module's text."""
-    return re.search(r"^%?" + re.escape(name) + r" .*?\{\n(.*?)\n\}", text, re.S | re.M).group(1)
-
-
-def _step_loop(compiled) -> tuple[str, str | None]:
-    """(a compiled program's optimised HLO text, the instruction of its outermost loop, or None)."""
-    text = compiled.as_text()
-    entry = re.search(r"^ENTRY .*?\{\n(.*?)\n\}", text, re.S | re.M).group(1)
-    return text, next((line for line in entry.splitlines() if " while(" in line), None)
-
-
-def loop_operations(compiled) -> int | None:
-    """The operations in one step of a compiled program's step loop (each a kernel launch on a GPU; a loop
-    over tile groups inside it counted once), read from its optimised HLO; None if XLA kept no loop."""
-    text, loop = _step_loop(compiled)
-
-    def operations(body_name: str) -> int:
-        body = _computation(text, body_name)
-        own = sum(op not in BOOKKEEPING for op in re.findall(r"= .*? ([a-z][\w\-]*)\(", body))
-        return own + sum(operations(name) for name in re.findall(r" while\(.*?body=%?([\w.\-]+)", body))
-
-    return operations(re.search(r"body=%?([\w.\-]+)", loop).group(1)) if loop else None
-
-
-def loop_trip_count(compiled) -> int | None:
-    """The trip count XLA knows for a compiled program's step loop, or None (traced, or no loop)."""
-    _, loop = _step_loop(compiled)
-    known = re.search(r'"known_trip_count":\{"n":"(\d+)"\}', loop or "")
-    return int(known.group(1)) if known else None
 
 
 class Stepper:

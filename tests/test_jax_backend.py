@@ -31,7 +31,8 @@ run(STYLE, photo(112)[:80])  # a photo of a new size: its compiles, other than t
 small = len(xla_compiles) - (stepper.compiles - programs)
 compiles = programs
 import jax, jax.numpy as jnp, numpy as np
-from dreamer.backend_jax import _fold_views, _periodic_views, loop_operations
+from dreamer.backend_jax import _fold_views, _periodic_views
+from dreamer.hlo import loop_operations
 operations = [loop_operations(stepper.compiled(np.zeros((b, 96, 96, 3), np.float32), np.zeros((3, b, 2), np.int32),
                                               0.03, 512, b, lapnorm=True)) for b in (1, 4)]
 from dreamer.engine import dream, dream_batch
@@ -42,7 +43,8 @@ pair = [photo(64), photo(64, skimage.data.coffee)]
 together = list(dream_batch(stepper, pair, lap, seeds=[1, 2], batch=2))[-1]
 alone = [list(dream(stepper, image, lap, seed=seed))[-1] for image, seed in zip(pair, [1, 2])]
 batch_error = max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(alone, together))
-from dreamer.backend_jax import Stepper, loop_trip_count
+from dreamer.backend_jax import Stepper
+from dreamer.hlo import loop_trip_count
 extract, objective, _ = prepare(STYLE)
 fixed = Stepper(extract, objective, fixed_steps=True)
 odd = schedule_of(STYLE.replace(octaves=1, steps=7, every=3))  # chunks of 3, 3 and 1 steps
