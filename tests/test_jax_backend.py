@@ -12,40 +12,47 @@ from dreamer.paths import cache_dir
 from test_engine import STYLE, gain, photo, run
 
 SCRIPT = """
-import json, sys
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
 import keras
+import numpy as np
+import skimage
+
 from test_engine import STYLE, gain, photo, run
-from dreamer.render import prepare
-from dreamer.engine import octave_shapes
+from dreamer.backend_jax import Stepper, _fold_views, _looped_tiles, _periodic_views
+from dreamer.engine import dream, dream_batch, octave_shapes
+from dreamer.hlo import loop_operations, loop_trip_count
+from dreamer.render import prepare, schedule_of
+from dreamer.tiles import tiled_gradient
+
+# frames, gain and the stepper's programs: two photos, two octaves each, uneven chunks
 image = photo(96)
 frames = run(STYLE, image)
 run(STYLE.replace(steps=7, every=3), photo(120)[:100])  # another photo (same bucket), chunks of 3, 2 and 1 steps
 shapes = {s for size in [(96, 96), (100, 120)] for s in octave_shapes(*size, STYLE.octaves, STYLE.octave_scale)}
-stepper = prepare(STYLE)[2]
-import jax
+extract, objective, stepper = prepare(STYLE)
+compiles = stepper.compiles
+
+# the small programs a photo of a new size compiles, besides the stepper's own
 xla_compiles = []
 jax.monitoring.register_event_duration_secs_listener(
     lambda name, secs, **_: xla_compiles.append(secs) if name.endswith("backend_compile_duration") else None)
-programs = stepper.compiles
-run(STYLE, photo(112)[:80])  # a photo of a new size: its compiles, other than the stepper's own programs
-small = len(xla_compiles) - (stepper.compiles - programs)
-compiles = programs
-import jax, jax.numpy as jnp, numpy as np
-from dreamer.backend_jax import _fold_views, _periodic_views
-from dreamer.hlo import loop_operations
+run(STYLE, photo(112)[:80])
+small = len(xla_compiles) - (stepper.compiles - compiles)
+
+# a batch: the same operations per step, and each image's own frames
 operations = [loop_operations(stepper.compiled(np.zeros((b, 96, 96, 3), np.float32), np.zeros((3, b, 2), np.int32),
                                               0.03, 512, b, lapnorm=True)) for b in (1, 4)]
-from dreamer.engine import dream, dream_batch
-from dreamer.render import schedule_of
-import skimage
 lap = schedule_of(STYLE.replace(octaves=1, steps=2, every=2, lapnorm=True))
 pair = [photo(64), photo(64, skimage.data.coffee)]
 together = list(dream_batch(stepper, pair, lap, seeds=[1, 2], batch=2))[-1]
 alone = [list(dream(stepper, image, lap, seed=seed))[-1] for image, seed in zip(pair, [1, 2])]
 batch_error = max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(alone, together))
-from dreamer.backend_jax import Stepper
-from dreamer.hlo import loop_trip_count
-extract, objective, _ = prepare(STYLE)
+
+# fixed step counts: a program per chunk length, the loop's trip count known
 fixed = Stepper(extract, objective, fixed_steps=True)
 odd = schedule_of(STYLE.replace(octaves=1, steps=7, every=3))  # chunks of 3, 3 and 1 steps
 fixed_error = max(int(np.abs(a.astype(int) - b).max())
@@ -53,20 +60,22 @@ fixed_error = max(int(np.abs(a.astype(int) - b).max())
 fixed_compiles = fixed.compiles
 trips = [loop_trip_count(s.compiled(np.zeros((1, 64, 64, 3), np.float32), np.zeros((3, 1, 2), np.int32), 0.03, 512))
          for s in (stepper, fixed)]
-from dreamer.backend_jax import _looped_tiles
-from dreamer.tiles import tiled_gradient
+
+# tiles: a loop over the network calls, against the unrolled calls
 def network(tiles):
     return stepper._gradient_of(tiles, *stepper._weights())
 pair_of_images = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (2, 150, 200, 3)), jnp.float32)
 looped = jax.jit(lambda x: _looped_tiles(network, x, 64, 10))  # 12 tiles an image, 5 a call: 3 calls
 unrolled = jax.jit(lambda x: tiled_gradient(network, x, 64, 10))
+one_call = jax.jit(lambda x: _looped_tiles(network, x, 64, 24))
 (grad_a, score_a), (grad_b, score_b) = looped(pair_of_images), unrolled(pair_of_images)
 tile_errors = [float(jnp.abs(grad_a - grad_b).max() / jnp.abs(grad_b).max()),
                float(jnp.abs(score_a - score_b).max() / jnp.abs(score_b).max())]
-one_call = jax.jit(lambda x: _looped_tiles(network, x, 64, 24))
 convolutions = [f.lower(pair_of_images).compile().as_text().count("convolution(") for f in (looped, one_call, unrolled)]
 tiled_style = STYLE.replace(octaves=1, steps=4, every=4, tile_size=64)  # 96 px: 4 calls of a tile each
 tiled_gain = gain(tiled_style, photo(96), run(tiled_style, photo(96))[-1])
+
+# the roll's gradient folded back with gathers, against jax.vjp
 rng, fold_errors = np.random.default_rng(0), []
 for (h, w), (H, W) in [((64, 64), (64, 64)), ((70, 100), (128, 128)), ((33, 20), (64, 64)), ((5, 64), (64, 128))]:
     x, g = (jnp.asarray(rng.normal(size=(2, H, W, 3)), jnp.float32) for _ in range(2))
@@ -74,16 +83,17 @@ for (h, w), (H, W) in [((64, 64), (64, 64)), ((70, 100), (128, 128)), ((33, 20),
     _, back = jax.vjp(lambda x: _periodic_views(x, (h, w), shifts), x)
     folded = _fold_views(g, (h, w), shifts, (-(-H // h), -(-W // w)))
     fold_errors.append(float(jnp.abs(back(g)[0][:, :h, :w] - folded[:, :h, :w]).max()))
+
+# a tile's memory for --batch auto: no compile, against what XLA's compiled program needs
 before = len(xla_compiles)
 tile_bytes = [stepper.tile_bytes(256, 256, 128), stepper.tile_bytes(256, 256, 256)]
 tile_compiles = len(xla_compiles) - before
-tile = jax.ShapeDtypeStruct((1, 128, 128, 3), jnp.float32)  # what XLA's compiled program needs for the first
+tile = jax.ShapeDtypeStruct((1, 128, 128, 3), jnp.float32)
 memory = jax.jit(stepper._gradient_of).lower(tile, *stepper._weights()).compile().memory_analysis()
 xla_tile_bytes = memory.temp_size_in_bytes + memory.output_size_in_bytes
-from dreamer.paths import cache_dir
-from pathlib import Path
-programs_dir = jax.config.jax_compilation_cache_dir  # the test's own: every program compiles afresh
-print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in Path(programs_dir).iterdir()),
+
+programs_dir = Path(jax.config.jax_compilation_cache_dir)  # the test's own: every program compiles afresh
+print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in programs_dir.iterdir()),
                   "fold_errors": fold_errors, "backend": keras.backend.backend(),
                   "tile_bytes": tile_bytes, "xla_tile_bytes": xla_tile_bytes, "tile_compiles": tile_compiles,
                   "frames": len(frames), "shape": list(frames[-1].shape),
