@@ -9,7 +9,7 @@ from dreamer.backends import BACKENDS, activate
 from dreamer.batching import check_batch
 from dreamer.errors import DreamerError
 from dreamer.precision import PRECISIONS
-from dreamer.settings import MAX_SIZE, MIN_SIZE
+from dreamer.settings import MAX_SEED, MAX_SIZE, MIN_SIZE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--step-size", type=float, help="step size in the network's [-1, 1] input range")
     render.add_argument("--every", type=int, help="a frame every N steps")
     render.add_argument("--tile-size", type=int, help="tile side for big images (512)")
-    render.add_argument("--seed", type=int, default=0, help="random seed: same seed, same GIF (0)")
+    render.add_argument("--seed", type=_whole_number(0, MAX_SEED), default=0,
+                        help="random seed: same seed, same GIF (0)")
     render.add_argument("--batch", type=_batch, default="auto",
                         help="tiles sent through the network together, or auto: from free GPU memory, 1 on a CPU")
     render.add_argument("--precision", choices=PRECISIONS, help="network precision (auto)")
@@ -76,12 +77,13 @@ def _output_paths(args, input_path: Path, style_name: str, many: bool) -> Path:
     return output
 
 
-def _whole_number(low: int, high: int, unit: str):
-    """An argparse type: a whole number of `unit` from `low` to `high`."""
+def _whole_number(low: int, high: int, unit: str = ""):
+    """An argparse type: a whole number (of `unit`) from `low` to `high`."""
     def parse(text: str) -> int:
         value = int(text) if text.strip().lstrip("-").isdigit() else None
         if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text!r}: use a whole number of {unit} from {low} to {high}")
+            number = f"a whole number of {unit}" if unit else "a whole number"
+            raise argparse.ArgumentTypeError(f"{text!r}: use {number} from {low} to {high}")
         return value
 
     return parse

@@ -117,6 +117,8 @@ def noise_shape(name, long_side: int) -> tuple[int, int] | None:
     """(height, width) of a `noise` input (a `long_side` square) or a `noise:WxH` one; None for a photo."""
     match = re.fullmatch(r"noise(?::(\d+)x(\d+))?", str(name))
     if match is None:
+        if str(name).startswith("noise:") and not Path(name).exists():
+            raise InputError(name, "write noise or noise:WxH, such as noise:640x480")
         return None
     width, height = (int(match[1]), int(match[2])) if match[1] else (long_side, long_side)
     if not 1 <= min(width, height) <= max(width, height) <= 8192:

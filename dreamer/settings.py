@@ -43,6 +43,7 @@ DEFAULTS = {
 }
 PALETTES = ("auto", "shared", "per-frame")
 MIN_SIZE, MAX_SIZE = 32, 4096
+MAX_SEED = 2**32 - 1  # numpy's seeds
 
 
 class ConfigError(DreamerError):
@@ -144,7 +145,7 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
         inputs=folder("inputs"), static=_static(data["static"], data["size"], fail), output=folder("output"),
         templates=None if data["templates"] is None else folder("templates"),
         size=integer("size", data["size"], MIN_SIZE, MAX_SIZE),
-        seed=integer("seed", data["seed"], 0, 2**32 - 1),
+        seed=integer("seed", data["seed"], 0, MAX_SEED),
         batch=_batch(data["batch"], fail),
         styles=_with_precision(_styles(data["styles"], data["style"], fail), data["precision"], data["style"], fail),
         gif=dict(gif), source=source,

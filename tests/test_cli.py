@@ -61,15 +61,26 @@ def test_an_output_that_cannot_be_written_fails_on_one_line_while_others_render(
         "cat-vgg16-textures.gif", "dog-vgg16-textures.gif", "dog-vgg16-textures.jpg"]
 
 
-@pytest.mark.parametrize("option, value, unit", [("--size", "0", "pixels from 32 to 4096"),
-                                                 ("--size", "1.5", "pixels from 32 to 4096"),
-                                                 ("--frame-ms", "0", "milliseconds from 10 to 60000")])
-def test_out_of_range_numbers_are_refused_with_the_range(tmp_path, capsys, option, value, unit):
+@pytest.mark.parametrize("option, value, use", [("--size", "0", "a whole number of pixels from 32 to 4096"),
+                                                ("--size", "1.5", "a whole number of pixels from 32 to 4096"),
+                                                ("--frame-ms", "0", "a whole number of milliseconds from 10 to 60000"),
+                                                ("--seed", "-5", "a whole number from 0 to 4294967295")])
+def test_out_of_range_numbers_are_refused_with_the_range(tmp_path, capsys, option, value, use):
     with pytest.raises(SystemExit) as exit_:
         main(["render", str(write_photo(tmp_path / "cat.png")), *TINY, option, value])
     assert exit_.value.code == 2
-    last = capsys.readouterr().err.splitlines()[-1]
-    assert last.endswith(f"argument {option}: '{value}': use a whole number of {unit}")
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"argument {option}: '{value}': use {use}")
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["render", "noise:abc", *TINY], "error: noise:abc: write noise or noise:WxH, such as noise:640x480"),
+    (["layers", "vgg"], "error: unknown network 'vgg'; did you mean vgg16?"),
+    (["layers", "nonet"],
+     "error: unknown network 'nonet'; built in: effnet-lite0, hed, inceptionv3, mobilenetv2, vgg16"),
+])
+def test_unknown_names_get_one_line_with_the_fix(capsys, argv, error):
+    assert main(argv) in (1, 2)
+    assert capsys.readouterr().err == error + "\n"
 
 
 def test_same_seed_same_bytes(tmp_path):

@@ -4,12 +4,11 @@ Every network takes RGB images in [-1, 1], shape (batch, height, width, 3), and 
 preprocessing inside, so step sizes and clipping mean the same for every network.
 """
 
-import difflib
 import functools
 from dataclasses import dataclass
 from typing import Callable
 
-from dreamer.errors import StyleError
+from dreamer.errors import StyleError, closest
 
 
 @dataclass(frozen=True)
@@ -51,8 +50,7 @@ def check_layers(known: list[str], wanted) -> None:
     """Raise a one-line StyleError naming an unknown layer and the closest known ones."""
     for name in wanted:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else "; `dreamer layers NETWORK` lists them"
+            hint = closest(name, known, "`dreamer layers NETWORK` lists them")
             raise StyleError(f"layer {name!r} is not in this network{hint}")
 
 
@@ -91,6 +89,5 @@ def load_network(name: str, precision: str = "float32"):
             return KerasNetwork(NETWORKS[name].build())
         if external.is_external(name):
             return external.load(name)
-    close = difflib.get_close_matches(name, list(NETWORKS), n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    hint = closest(name, NETWORKS, "built in: " + ", ".join(NETWORKS))
     raise StyleError(f"unknown network {name!r}{hint}")
