@@ -89,5 +89,5 @@ def load_network(name: str, precision: str = "float32"):
             return KerasNetwork(NETWORKS[name].build())
         if external.is_external(name):
             return external.load(name)
-    hint = closest(name, NETWORKS, "built in: " + ", ".join(NETWORKS))
+    hint = closest(name, NETWORKS, "built in: " + ", ".join(sorted(NETWORKS)))
     raise StyleError(f"unknown network {name!r}{hint}")
