@@ -12,6 +12,8 @@ from pathlib import Path
 from dreamer.errors import DreamerError
 
 BACKENDS = ("tensorflow", "jax")
+INSTALL = {"jax": "pip install -e '.[jax]' (on an NVIDIA GPU, a CUDA build too: pip install -U \"jax[cuda12]\")",
+           "tensorflow": "pip install -e . (Dreamer's own dependencies include TensorFlow)"}
 _JAX_CUDA_PLUGINS = ("jax_cuda13_plugin", "jax_cuda12_plugin")
 
 
@@ -41,6 +43,8 @@ def chosen_backend() -> str:
 def activate(name: str | None = None) -> str:
     """Make `name` (or the chosen backend) the one Keras loads; it must run before Keras is imported."""
     name = name or chosen_backend()
+    if name in INSTALL and importlib.util.find_spec(name) is None:
+        raise DreamerError(f"the {name} backend is not installed: {INSTALL[name]}")
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != name:
         raise DreamerError(f"Keras was already loaded with another backend; set KERAS_BACKEND={name} instead")
     os.environ["KERAS_BACKEND"] = name

@@ -39,3 +39,13 @@ def test_a_named_backend_wins(tmp_path):
     (tmp_path / "keras.json").write_text('{"backend": "tensorflow"}')
     assert chosen(tmp_path, True, True) == "tensorflow"
     assert chosen(tmp_path, False, False, KERAS_BACKEND="jax") == "jax"
+
+
+def test_a_backend_that_is_not_installed_is_one_line_with_the_install_command(tmp_path):
+    script = ("import sys; sys.modules['jax'] = None  # as if JAX were not installed\n"
+              "from dreamer.cli import main; sys.exit(main(['render', 'noise', '--backend', 'jax']))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 2
+    assert done.stderr == ("error: the jax backend is not installed: pip install -e '.[jax]' "
+                           '(on an NVIDIA GPU, a CUDA build too: pip install -U "jax[cuda12]")\n')
