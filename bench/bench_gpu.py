@@ -76,7 +76,7 @@ import numpy as np  # noqa: E402
 
 from dreamer import objectives  # noqa: E402
 from dreamer.backend_jax import BUCKET, Stepper  # noqa: E402
-from dreamer.hlo import loop_operations, loop_trip_count  # noqa: E402
+from dreamer.hlo import loop_operations, loop_trip_count, program_bytes  # noqa: E402
 from dreamer import engine  # noqa: E402
 from dreamer.engine import Schedule  # noqa: E402
 from dreamer.objectives import INPUT  # noqa: E402
@@ -249,10 +249,10 @@ def auto_batch(extract, objective, size: int) -> dict:
     stepper = Stepper(extract, objective)
     free = free_accelerator_bytes()
     tile = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
-    memory = jax.jit(stepper._gradient_of).lower(tile, *stepper._weights()).compile().memory_analysis()
+    compiled = jax.jit(stepper._gradient_of).lower(tile, *stepper._weights()).compile()
     return {"free_gib": None if free is None else free / 2**30,
             "tile_gib": stepper.tile_bytes(size, size, size) / 2**30,
-            "xla_tile_gib": (memory.temp_size_in_bytes + memory.output_size_in_bytes) / 2**30,
+            "xla_tile_gib": program_bytes(compiled) / 2**30,
             "batch": resolve_batch("auto", stepper, size, size, size)}
 
 

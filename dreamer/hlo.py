@@ -1,4 +1,5 @@
-"""Reading a compiled XLA program (a `jax.stages.Compiled`): the operations and trip count of its step loop.
+"""Reading a compiled XLA program (a `jax.stages.Compiled`): the operations and trip count of its step loop,
+and the device memory it needs.
 
 The benchmark and the tests use these to count what a GPU would launch per step without a GPU.
 """
@@ -38,3 +39,9 @@ def loop_trip_count(compiled) -> int | None:
     _, loop = _step_loop(compiled)
     known = re.search(r'"known_trip_count":\{"n":"(\d+)"\}', loop or "")
     return int(known.group(1)) if known else None
+
+
+def program_bytes(compiled) -> int:
+    """The device memory a compiled program needs besides its inputs: XLA's count of its temporaries and output."""
+    memory = compiled.memory_analysis()
+    return int(memory.temp_size_in_bytes + memory.output_size_in_bytes)

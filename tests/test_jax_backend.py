@@ -24,7 +24,7 @@ import skimage
 from test_engine import STYLE, gain, photo, run
 from dreamer.backend_jax import Stepper, _fold_views, _looped_tiles, _periodic_views
 from dreamer.engine import dream, dream_batch, octave_shapes
-from dreamer.hlo import loop_operations, loop_trip_count
+from dreamer.hlo import loop_operations, loop_trip_count, program_bytes
 from dreamer.render import prepare, schedule_of
 from dreamer.tiles import tiled_gradient
 
@@ -89,8 +89,7 @@ before = len(xla_compiles)
 tile_bytes = [stepper.tile_bytes(256, 256, 128), stepper.tile_bytes(256, 256, 256)]
 tile_compiles = len(xla_compiles) - before
 tile = jax.ShapeDtypeStruct((1, 128, 128, 3), jnp.float32)
-memory = jax.jit(stepper._gradient_of).lower(tile, *stepper._weights()).compile().memory_analysis()
-xla_tile_bytes = memory.temp_size_in_bytes + memory.output_size_in_bytes
+xla_tile_bytes = program_bytes(jax.jit(stepper._gradient_of).lower(tile, *stepper._weights()).compile())
 
 programs_dir = Path(jax.config.jax_compilation_cache_dir)  # the test's own: every program compiles afresh
 print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in programs_dir.iterdir()),
