@@ -14,8 +14,9 @@
 #      carry:     [".whl"]
 #      timeout_s: 600
 #    Arguments after `device` go to bench_gpu.py, e.g. `bash bench/gpu_run.sh device --skip gallery`.
-#    The script's own budget (--budget 420 s: no section starts later, the gallery is cut to fit) plus start-up
-#    keeps the command near 8 minutes, inside `timeout 540`, leaving device time for one shorter rerun.
+#    The script's own budget (--budget 420 s: no section starts later; --gallery-timeout, 300 s and at most half
+#    the budget, is kept for the gallery's builds) plus start-up keeps the command near 8 minutes, inside
+#    `timeout 540`. A session has 15 device minutes: e.g. `--budget 400 --gallery-timeout 170` (run 3).
 # 3. The table is the end of output_tail; $OUT brings back bench_host.log (the engine's fixed costs, run first,
 #    in seconds), bench_gpu.log, bench_gpu.json and gallery_build.log.
 #    Then call give_back unless rerunning at once, and copy the table into bench/RESULTS.md with the card.

@@ -1,13 +1,14 @@
-"""The JAX backend: all the steps between two frames run in one compiled call.
+"""The JAX backend: all the steps of an octave run in one compiled call.
 
 `jax.jit` of `jax.grad` through `model.stateless_call`, with the weights passed as arguments (not
 baked into the program as constants), and a `lax.fori_loop` over the steps whose roll offsets come
-in as an array. Images travel in buffers padded to multiples of `BUCKET` pixels, their true size passed
-as numbers, and the roll offsets in SHIFT_ROWS-row blocks with the step count passed as a number, so
-every octave, photo and chunk of steps whose sizes share a bucket shares one compiled program, kept on
-disk (in the Dreamer cache) for the next run. Per-image work (rolls, folds, normalisation) is vectorised
-over the batch: dreaming several images together adds no operations to a step; and the tiles of a big image go
-through the network in a loop, so the program holds the network once.
+in as an array and whose trip count XLA knows (on a GPU, a traced count makes it read the loop condition back
+to the host after each step). The images a frame needs are kept in the loop, so Python dispatches once an
+octave. Images travel in buffers padded to multiples of `BUCKET` pixels, their true size passed as numbers,
+so every octave and photo whose sizes share a bucket shares one compiled program, kept on disk (in the Dreamer
+cache) for the next run. Per-image work (rolls, folds, normalisation) is vectorised over the batch: dreaming
+several images together adds no operations to a step; and the tiles of a big image go through the network in
+a loop, so the program holds the network once.
 """
 
 import math
@@ -23,7 +24,7 @@ from dreamer.objectives import INPUT
 from dreamer.tiles import tile_groups, tiled_gradient
 
 BUCKET = 64
-SHIFT_ROWS = 16
+KEEP_SLOTS = 4  # kept images are allocated in blocks of this many: calls keeping 1-4 share a program
 
 if not jax.config.jax_compilation_cache_dir:  # compiled programs outlive the process: a GPU compile with its
     jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))  # autotuning takes ~20 s
@@ -102,14 +103,12 @@ def _looped_tiles(gradient, images, tile_size: int, batch: int):
 class Stepper:
     """Advances a dream by a few steps in one compiled call; `compiles` counts the programs traced.
 
-    The step count is traced (one program for chunks of 1-16 steps) unless `fixed_steps`, which compiles a
-    program per chunk length with its trip count known to XLA: on a GPU, XLA otherwise reads the loop condition
-    back to the host after each step. bench_gpu.py times both; the traced count is the default until a GPU run
-    shows the fixed one worth its extra compiles."""
+    `whole_octaves`: the engine hands it an octave's steps in one call, keeping the images its frames need
+    (the default); else one call per frame, as the TensorFlow stepper takes them (bench_gpu.py times both)."""
 
-    def __init__(self, extract, objective, xla: bool = True, fixed_steps: bool = False):  # JAX always uses XLA
+    def __init__(self, extract, objective, xla: bool = True, whole_octaves: bool = True):  # JAX always uses XLA
         self.extract = extract
-        self.fixed_steps = fixed_steps
+        self.whole_octaves = whole_octaves
         self.compiles = 0
 
         def total(images, trainable, non_trainable):
@@ -121,8 +120,8 @@ class Stepper:
         self._gradient_of = gradient_of
         self._tile_bytes = {}
 
-        def advance(buffers, size, shifts, steps, trainable, non_trainable, step_size, tile_size, batch, lapnorm,
-                    copies):
+        def advance(buffers, size, shifts, slots, trainable, non_trainable, step_size, tile_size, batch, lapnorm,
+                    copies, kept_slots):
             self.compiles += 1
             inside = ((jnp.arange(buffers.shape[1]) < size[0])[:, None]
                       & (jnp.arange(buffers.shape[2]) < size[1])[None, :])[None, :, :, None]
@@ -131,19 +130,27 @@ class Stepper:
             def gradient(tiles):
                 return gradient_of(tiles, trainable, non_trainable)
 
-            def body(i, carry):
-                grads, scores = _looped_tiles(gradient, _periodic_views(carry[0], size, shifts[i]), tile_size, batch)
+            def step(i, images):
+                grads, scores = _looped_tiles(gradient, _periodic_views(images, size, shifts[i]), tile_size, batch)
                 grad = _fold_views(grads, size, shifts[i], copies) * inside
                 if lapnorm:
                     grad = laplacian_normalize(grad) * inside
                 mean = jnp.sum(grad, axis=(1, 2, 3), keepdims=True) / pixels
                 std = jnp.sqrt(jnp.sum(jnp.square(grad - mean) * inside, axis=(1, 2, 3), keepdims=True) / pixels)
-                return jnp.clip(carry[0] + step_size * grad / (std + 1e-8), -1.0, 1.0), scores
+                return jnp.clip(images + step_size * grad / (std + 1e-8), -1.0, 1.0), scores
 
-            count = shifts.shape[0] if fixed_steps else steps
-            return jax.lax.fori_loop(0, count, body, (buffers, jnp.zeros(buffers.shape[0], jnp.float32)))
+            def body(i, carry):  # the new images also go to slot slots[i]: a kept one's, or the spare last slot
+                images, scores = step(i, carry[0])
+                return images, scores, jax.lax.dynamic_update_index_in_dim(carry[2], images, slots[i], 0)
 
-        self._advance = jax.jit(advance, static_argnums=(6, 7, 8, 9, 10))
+            scores = jnp.zeros(buffers.shape[0], jnp.float32)
+            if not kept_slots:
+                return (*jax.lax.fori_loop(0, shifts.shape[0], lambda i, c: step(i, c[0]), (buffers, scores)), None)
+            kept = jnp.zeros((kept_slots + 1, *buffers.shape), buffers.dtype)
+            images, scores, kept = jax.lax.fori_loop(0, shifts.shape[0], body, (buffers, scores, kept))
+            return images, scores, kept[:-1]
+
+        self._advance = jax.jit(advance, static_argnums=(6, 7, 8, 9, 10, 11))
 
     def _weights(self):
         return ([v.value for v in self.extract.trainable_variables],
@@ -162,31 +169,38 @@ class Stepper:
             self._tile_bytes[shape] = sum(math.prod(value.aval.shape) * value.aval.dtype.itemsize for value in values)
         return self._tile_bytes[shape]
 
-    def _arguments(self, images, shifts, step_size: float, tile_size: int, batch: int, lapnorm: bool) -> tuple:
-        """What the compiled program takes for `advance`'s arguments: padded buffers, true size, padded shifts,
-        step count, weights, then the numbers that select a program."""
+    def _arguments(self, images, shifts, step_size: float, tile_size: int, batch: int, lapnorm: bool,
+                   keep=()) -> tuple:
+        """What the compiled program takes for `advance`'s arguments: padded buffers, true size, shifts, each
+        step's slot for its images, weights, then the numbers that select a program."""
         height, width = images.shape[1], images.shape[2]
         padded = (_bucketed(height), _bucketed(width))
         buffers = jnp.asarray(images, jnp.float32)
         if padded != (height, width):
             buffers = jnp.pad(buffers, ((0, 0), (0, padded[0] - height), (0, padded[1] - width), (0, 0)))
-        steps = len(shifts)  # shifts padded to a multiple of SHIFT_ROWS: chunks of 1-16 steps share a program
-        rows = steps if self.fixed_steps else -(-steps // SHIFT_ROWS) * SHIFT_ROWS
-        shifts = np.pad(np.asarray(shifts, np.int32), ((0, rows - steps), (0, 0), (0, 0)))  # on the host: numpy
-        return (buffers, np.array([height, width], np.int32), shifts, np.int32(steps), *self._weights(),
+        kept_slots = -(-len(keep) // KEEP_SLOTS) * KEEP_SLOTS
+        slots = np.full(len(shifts), kept_slots, np.int32)  # on the host: numpy
+        slots[np.asarray(keep, int) - 1] = np.arange(len(keep))
+        return (buffers, np.array([height, width], np.int32), np.asarray(shifts, np.int32), slots, *self._weights(),
                 float(step_size), int(tile_size), int(batch), bool(lapnorm),
-                (-(-padded[0] // height), -(-padded[1] // width)))
+                (-(-padded[0] // height), -(-padded[1] // width)), kept_slots)
 
-    def compiled(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
+    def compiled(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
+                 keep=()):
         """The compiled program `advance` runs for these arguments (to read its HLO text or memory use)."""
-        return self._advance.lower(*self._arguments(images, shifts, step_size, tile_size, batch, lapnorm)).compile()
+        arguments = self._arguments(images, shifts, step_size, tile_size, batch, lapnorm, keep)
+        return self._advance.lower(*arguments).compile()
 
-    def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
-        """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return
-        (images, scores per image of the last step)."""
+    def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
+                keep=()):
+        """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return (images,
+        scores per image of the last step, the images after each step k in `keep` stacked, or None)."""
         height, width = images.shape[1], images.shape[2]
-        buffers, scores = self._advance(*self._arguments(images, shifts, step_size, tile_size, batch, lapnorm))
-        return (buffers if buffers.shape[1:3] == (height, width) else buffers[:, :height, :width]), scores
+        buffers, scores, kept = self._advance(*self._arguments(images, shifts, step_size, tile_size, batch, lapnorm,
+                                                               keep))
+        if buffers.shape[1:3] != (height, width):
+            buffers = buffers[:, :height, :width]
+        return buffers, scores, kept[:len(keep), :, :height, :width] if len(keep) else None
 
 
 def fused(fn, static_argnums: tuple = ()):

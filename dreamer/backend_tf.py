@@ -10,8 +10,11 @@ class Stepper:
     """Advances a dream by a few steps, one `tf.function` call per tile batch and step.
 
     `traces` counts how often TensorFlow traced the gradient (1 across all octaves and sizes).
-    With `xla=True` the gradient is XLA-compiled (once per distinct tile shape).
+    With `xla=True` the gradient is XLA-compiled (once per distinct tile shape). The engine calls it once
+    per frame (`whole_octaves` False): its steps are Python calls anyway, and the progress bar moves.
     """
+
+    whole_octaves = False
 
     def __init__(self, extract, objective, xla: bool = False):
         self.traces = 0
@@ -28,14 +31,17 @@ class Stepper:
 
         self.gradient = gradient
 
-    def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):
-        """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return
-        (images, scores per image of the last step)."""
-        scores = None
-        for step_shifts in shifts:
+    def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
+                keep=()):
+        """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return (images,
+        scores per image of the last step, the images after each step k in `keep` stacked, or None)."""
+        scores, kept = None, []
+        for done, step_shifts in enumerate(shifts, 1):
             images, scores = ascent_step(self.gradient, images, [(int(dy), int(dx)) for dy, dx in step_shifts],
                                          step_size, tile_size, batch, lapnorm)
-        return images, scores
+            if done in keep:
+                kept.append(images)
+        return images, scores, tf.stack(kept) if kept else None
 
 
 def fused(fn, static_argnums: tuple = ()):

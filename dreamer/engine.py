@@ -69,10 +69,13 @@ def _octave_start(base, shape, previous):
     return base_octave, base_octave + _resize(image - original, shape)
 
 
-def _frame(base, current, base_octave):
-    """The uint8 frame of an octave's `current` image: the full-size original plus the detail dreamed into it
-    (the difference from the octave's original `base_octave`), upscaled."""
-    return _uint8(ops.clip(base + _resize(current - base_octave, tuple(base.shape[1:3])), -1.0, 1.0))
+def _frames(base, kept, base_octave):
+    """The uint8 frames (K, B, H, W, 3) of an octave's `kept` images (K, B, h, w, 3): the full-size original
+    `base` plus the detail dreamed into each (the difference from the octave's original `base_octave`), upscaled."""
+    count, batch, height, width = kept.shape[:4]
+    detail = ops.reshape(kept - base_octave, (count * batch, height, width, 3))
+    detail = ops.reshape(_resize(detail, tuple(base.shape[1:3])), (count, *base.shape))
+    return _uint8(ops.clip(base + detail, -1.0, 1.0))
 
 
 def _fetch_later(tensor):
@@ -116,7 +119,8 @@ def dream(stepper, image: np.ndarray, schedule: Schedule, seed: int = 0, batch: 
 
     The first frame is the original, then one every `schedule.every` steps, the last the finished dream.
     Lower octaves are shown as the full-size original plus their upscaled detail, so the animation
-    stays sharp. The steps between two frames go to the stepper in one call, with their random rolls.
+    stays sharp. The steps between two frames go to the stepper in one call, with their random rolls (an
+    octave's steps in one call, keeping the images its frames show, for a stepper that takes `whole_octaves`).
     `on_step(done, total, score)` is called after each call.
     """
     for frames in dream_batch(stepper, [image], schedule, [seed], batch, on_step):
@@ -133,7 +137,7 @@ def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: i
     fetch and hand out frames."""
     rngs = [np.random.default_rng(seed) for seed in seeds]
     base = ops.convert_to_tensor(np.stack(images).astype(np.float32) / 127.5 - 1.0)
-    start_octave, frame_of = fused(_octave_start, (1,)), fused(_frame)  # one program per shape, not per op
+    start_octave, frames_of = fused(_octave_start, (1,)), fused(_frames)  # one program per shape, not per op
     yield list(images)
     previous = None  # (image, original) at the end of the last octave
     done = 0
@@ -142,20 +146,20 @@ def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: i
     def hand_out(steps_done, score, frames):
         if on_step:
             on_step(steps_done, schedule.total_steps, float(score))
-        if frames is not None:
-            frames = ops.convert_to_numpy(frames)
-            yield [keep_colors(f, i) if schedule.keep_colors else f for f, i in zip(frames, images)]
+        for batch_frames in ops.convert_to_numpy(frames) if frames is not None else ():
+            yield [keep_colors(f, i) if schedule.keep_colors else f for f, i in zip(batch_frames, images)]
 
     for shape in octave_shapes(*images[0].shape[:2], schedule.octaves, schedule.octave_scale):
         base_octave, current = start_octave(base, shape, previous)
-        for count in _chunks(done, schedule.steps, schedule.every, schedule.total_steps):
-            shifts = np.stack([_rolls(rng, shape, count) for rng in rngs], axis=1)  # (steps, images, 2)
-            current, scores = stepper.advance(current, shifts, schedule.step_size, schedule.tile_size, batch,
-                                              schedule.lapnorm)
-            done += count
-            frames = None
-            if done % schedule.every == 0 or done == schedule.total_steps:
-                frames = _fetch_later(frame_of(base, current, base_octave))
+        chunks = _chunks(done, schedule.steps, schedule.every, schedule.total_steps)
+        for counts in [chunks] if stepper.whole_octaves else [[count] for count in chunks]:
+            shifts = np.stack([np.concatenate([_rolls(rng, shape, n) for n in counts]) for rng in rngs], axis=1)
+            ends = done + np.cumsum(counts)  # each chunk ends at a frame or at the octave's end
+            shows = [end - done for end in ends if end % schedule.every == 0 or end == schedule.total_steps]
+            current, scores, kept = stepper.advance(current, shifts, schedule.step_size, schedule.tile_size, batch,
+                                                    schedule.lapnorm, keep=shows)
+            frames = _fetch_later(frames_of(base, kept, base_octave)) if shows else None
+            done = int(ends[-1])
             if waiting:
                 yield from hand_out(*waiting)
             waiting = (done, _fetch_later(ops.mean(scores)) if on_step else None, frames)
@@ -183,8 +187,8 @@ def zoom_dream(stepper, image: np.ndarray, schedule: Schedule, factor: float, se
     for done in range(0, schedule.total_steps, schedule.every):
         count = min(schedule.every, schedule.total_steps - done)
         shifts = _rolls(rng, (height, width), count)
-        current, scores = stepper.advance(zoom_into(current, factor)[None], shifts[:, None], schedule.step_size,
-                                          schedule.tile_size, batch, schedule.lapnorm)
+        current, scores, _ = stepper.advance(zoom_into(current, factor)[None], shifts[:, None], schedule.step_size,
+                                             schedule.tile_size, batch, schedule.lapnorm)
         current = current[0]
         if on_step:
             on_step(done + count, schedule.total_steps, float(scores[0]))

@@ -272,7 +272,7 @@ def build(settings: Settings, force: bool = False, only=(), dry_run: bool = Fals
 def _stepper(bar):
     def on_step(done, total, score):
         bar.set_postfix(score=f"{score:.3g}", refresh=False)
-        bar.update(done - bar.n)  # the engine reports once per frame, several steps at a time
+        bar.update(done - bar.n)  # the engine reports once per call: a frame's steps (TF), an octave's (JAX)
     return on_step
 
 

@@ -57,9 +57,11 @@ def test_frames_are_read_after_the_next_steps_are_queued():
     events = []
 
     class Recorded:
-        def advance(self, *args):
+        whole_octaves = stepper.whole_octaves
+
+        def advance(self, *args, **kwargs):
             events.append("advance")
-            return stepper.advance(*args)
+            return stepper.advance(*args, **kwargs)
 
     style = STYLE.replace(steps=4, every=2)  # 2 octaves x 2 calls, a frame after each
     for _ in engine.dream(Recorded(), photo(64), schedule_of(style), on_step=lambda *_: events.append("score")):

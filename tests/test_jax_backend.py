@@ -52,14 +52,25 @@ together = list(dream_batch(stepper, pair, lap, seeds=[1, 2], batch=2))[-1]
 alone = [list(dream(stepper, image, lap, seed=seed))[-1] for image, seed in zip(pair, [1, 2])]
 batch_error = max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(alone, together))
 
-# fixed step counts: a program per chunk length, the loop's trip count known
-fixed = Stepper(extract, objective, fixed_steps=True)
-odd = schedule_of(STYLE.replace(octaves=1, steps=7, every=3))  # chunks of 3, 3 and 1 steps
-fixed_error = max(int(np.abs(a.astype(int) - b).max())
-                  for a, b in zip(dream(fixed, photo(64), odd), dream(stepper, photo(64), odd)))
-fixed_compiles = fixed.compiles
-trips = [loop_trip_count(s.compiled(np.zeros((1, 64, 64, 3), np.float32), np.zeros((3, 1, 2), np.int32), 0.03, 512))
-         for s in (stepper, fixed)]
+# an octave's steps in one call against a call per frame: the same frames, the loop's trip count known
+per_frame = Stepper(extract, objective, whole_octaves=False)
+odd = schedule_of(STYLE.replace(octaves=2, steps=7, every=3))  # calls of 3, 3, 1 steps, then 2, 3, 2
+frames_in_octaves = list(dream(stepper, photo(64), odd))
+octave_error = max(int(np.abs(a.astype(int) - b).max())
+                   for a, b in zip(frames_in_octaves, dream(per_frame, photo(64), odd)))
+per_frame_compiles = per_frame.compiles
+calls = []
+for counted in (stepper, per_frame):
+    class Counted:
+        whole_octaves = counted.whole_octaves
+
+        def advance(self, *args, **kwargs):
+            calls[-1] += 1
+            return counted.advance(*args, **kwargs)
+    calls.append(0)
+    list(dream(Counted(), photo(64), odd))
+trips = [loop_trip_count(stepper.compiled(np.zeros((1, 64, 64, 3), np.float32), np.zeros((7, 1, 2), np.int32),
+                                          0.03, 512, keep=[3, 6]))]
 
 # tiles: a loop over the network calls, against the unrolled calls
 def network(tiles):
@@ -98,7 +109,8 @@ print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in progra
                   "frames": len(frames), "shape": list(frames[-1].shape),
                   "gain": gain(STYLE, image, frames[-1]), "compiles": compiles, "operations": operations,
                   "batch_error": batch_error, "shapes": len(shapes), "small_compiles": small,
-                  "fixed_error": fixed_error, "fixed_compiles": fixed_compiles, "trips": trips,
+                  "octave_error": octave_error, "per_frame_compiles": per_frame_compiles, "trips": trips,
+                  "octave_frames": len(frames_in_octaves), "calls": calls,
                   "tile_errors": tile_errors, "convolutions": convolutions, "tiled_gain": tiled_gain}))
 """
 
@@ -126,28 +138,31 @@ def test_jax_gain_matches_tensorflow(jax_run):
 
 
 def test_jax_compiles_a_program_per_shape_bucket_not_per_octave(jax_run):
-    # two photos, two octaves each: four image shapes, all in the 128 x 128 bucket; chunks of 5 steps (the
-    # first photo: 10 steps an octave, a frame every 5), then of 3, 3, 1 and 2, 3, 2 steps (7, every 3)
-    lengths = {n for done in (0, 7) for n in _chunks(done, 7, 3, 14)} | set(_chunks(0, 10, 5, 20))
-    assert jax_run["shapes"] == 4 and lengths == {1, 2, 3, 5}
-    assert jax_run["compiles"] == 1
+    # two photos, two octaves each: four image shapes, all in the 128 x 128 bucket; an octave's steps in one
+    # call: 10 steps keeping 1 frame (a frame every 5), then 7 keeping 2 (every 3): a program per step count
+    assert jax_run["shapes"] == 4 and {len(_chunks(done, 7, 3, 14)) for done in (0, 7)} == {3}
+    assert jax_run["compiles"] == 2
 
 
 def test_jax_compiles_a_few_small_programs_per_octave_of_a_new_size(jax_run):
-    # each octave's start, frame, padding and unpadding are one XLA program (one compile) each,
-    # not one per eager op: 16 for the two octaves before the start and the frame were jitted whole
-    assert 0 < jax_run["small_compiles"] <= 5 * STYLE.octaves
+    # each octave's start, frames, padding and unpadding (of the image and of the images kept for frames) are
+    # one XLA program (one compile) each, not one per eager op: 16 for the two octaves before the start and
+    # the frames were jitted whole
+    assert 0 < jax_run["small_compiles"] <= 6 * STYLE.octaves
 
 
 def test_jax_dreams_images_together_as_it_dreams_each_alone(jax_run):
     assert jax_run["batch_error"] <= 2  # uint8 levels: each image's own rolls and Laplacian normalisation
 
 
-def test_jax_fixed_step_counts_give_the_same_frames_with_known_trip_counts(jax_run):
-    # the bench's alternative: a program per chunk length (3 and 1 here), its loop's length known to XLA
-    assert jax_run["fixed_error"] <= 1
-    assert jax_run["fixed_compiles"] == 2
-    assert jax_run["trips"] == [None, 3]
+def test_jax_dreams_an_octave_in_one_call_as_in_a_call_per_frame(jax_run):
+    # the same rolls and frames whether the stepper takes an octave's steps at once (keeping the images its
+    # frames show) or a frame's; at once, XLA knows the loop's trip count
+    assert jax_run["octave_frames"] == 6  # the original, after steps 3, 6, 9, 12 and 14
+    assert jax_run["calls"] == [2, 6]  # a call an octave, or a call a frame (and one for the octave's last step)
+    assert jax_run["octave_error"] <= 1
+    assert jax_run["per_frame_compiles"] == 4  # calls of 3 and 1 steps (46 px, padded), of 2 and 3 (64 px)
+    assert jax_run["trips"] == [7]
 
 
 def test_jax_loops_over_tile_groups_holding_the_network_once(jax_run):
@@ -188,4 +203,4 @@ def test_jax_keeps_compiled_programs_in_the_dreamer_cache():
 
 
 def test_jax_keeps_compiled_programs_for_the_next_run(jax_run):
-    assert {"jit_advance", "jit__frame", "jit__octave_start"} <= set(jax_run["cached_programs"])  # small ones too
+    assert {"jit_advance", "jit__frames", "jit__octave_start"} <= set(jax_run["cached_programs"])  # small ones too
