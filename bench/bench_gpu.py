@@ -402,6 +402,15 @@ def gallery_child(folder: Path, weights: str, quick: bool) -> int:
 
     if weights == "random":
         use_random_weights()
+    started, compiled = time.perf_counter(), []
+
+    def note_compile(name, seconds, **_):  # the log says where a build's time goes, even one stopped early
+        if name.endswith("backend_compile_duration"):
+            compiled.append(seconds)
+            print(f"[{time.perf_counter() - started:7.1f} s] XLA compile {len(compiled)}: {seconds:.2f} s "
+                  f"({sum(compiled):.1f} s in all)", file=sys.stderr, flush=True)
+
+    jax.monitoring.register_event_duration_secs_listener(note_compile)
     settings = load(folder / "gallery.toml")
     if quick:  # one row, two steps per octave: only checks that every style builds and renders
         styles = tuple(s.replace(octaves=min(2, s.octaves), steps=2, every=1) for s in settings.styles)
