@@ -17,7 +17,9 @@ none) and every network gets random weights of its real architecture, since spee
              frames: the engine's overhead alone); "full" renders --octaves octaves at scale 1.4, whose lower
              octaves are smaller images (padded by the JAX backend to 64-px buckets). Dreamer's JAX Stepper
              takes an octave's steps in one call, keeping the images its frames show; "a call per frame": the
-             same with Stepper(whole_octaves=False), as the TensorFlow stepper is called.
+             same with Stepper(whole_octaves=False), as the TensorFlow stepper is called. "one shape": every
+             octave padded to the largest's bucket, Stepper(one_shape=True): one compile a render, not one an
+             octave (its warm-up column shows the compile time saved; its rate what the padding costs).
    Throughput is in image-steps/s, one image being S x S pixels: a step on an octave of h x w pixels counts
    h*w/S^2, so full renders (smaller lower octaves) compare fairly. est TF/s assumes fwd + input-grad = 2x the
    forward conv FLOPs.
@@ -265,11 +267,13 @@ def render_shape(size: int, batch: int) -> tuple[int, int]:
 
 
 def render_jax(extract, objective, size: int, batch: int, octaves: int, steps: int, every: int,
-               step_size: float, repeats: int, tiles: bool = False, whole_octaves: bool = True):
+               step_size: float, repeats: int, tiles: bool = False, whole_octaves: bool = True,
+               one_shape: bool = False):
     """Our render, `batch` tiles per network call: `batch` photos of size x size dreamed together
     (engine.dream_batch), or with `tiles` (or an engine without dream_batch) one photo of `batch` tiles of
     size x size (engine.dream). Either way each step covers the pixels of `batch` images of size x size.
-    `whole_octaves`: the Stepper takes an octave's steps in one call (else a call per frame)."""
+    `whole_octaves`: the Stepper takes an octave's steps in one call (else a call per frame); `one_shape`: it pads
+    every octave to the largest's bucket (one program a render)."""
     dream_batch = getattr(engine, "dream_batch", None)
     tiles = tiles or batch == 1 or dream_batch is None
     height, width = render_shape(size, batch) if tiles else (size, size)
@@ -277,7 +281,7 @@ def render_jax(extract, objective, size: int, batch: int, octaves: int, steps: i
     schedule = Schedule(octaves=octaves, octave_scale=OCTAVE_SCALE, steps=steps, step_size=step_size,
                         every=every, tile_size=size)
     images = list(np.random.default_rng(0).integers(0, 256, (count, height, width, 3), dtype=np.uint8))
-    stepper = Stepper(extract, objective, whole_octaves=whole_octaves)
+    stepper = Stepper(extract, objective, whole_octaves=whole_octaves, one_shape=one_shape)
     frames = []
 
     def run():
@@ -687,6 +691,8 @@ def main(argv=None) -> int:
                                                             every, step_size, repeats, whole_octaves=False)
                 entry["render_full_per_frame"] = render_jax(extract, objective, size, batch, octaves, steps, every,
                                                             step_size, repeats, whole_octaves=False)
+                entry["render_full_one_shape"] = render_jax(extract, objective, size, batch, octaves, steps, every,
+                                                            step_size, repeats, one_shape=True)
             if kind == "vgg16" and size == sizes[0]:  # the same steps, one frame: what the frames cost
                 entry["render_1frame"] = render_jax(extract, objective, size, batch, 1, one_octave_steps,
                                                     one_octave_steps, step_size, repeats)
@@ -758,7 +764,8 @@ def main(argv=None) -> int:
             full = entry["render_full"]
             log(fmt_row(f"render, full, {full['image']}", full, flops, base=bare, torch_rate=torch_rate))
             for key, name in (("render_1oct_per_frame", "render, 1 oct, a call per frame"),
-                              ("render_full_per_frame", "render, full, a call per frame")):
+                              ("render_full_per_frame", "render, full, a call per frame"),
+                              ("render_full_one_shape", "render, full, one shape")):
                 if key in entry:
                     log(fmt_row(name, entry[key], flops, base=bare, torch_rate=torch_rate))
             if "bare_octaves" in entry:

@@ -104,11 +104,15 @@ class Stepper:
     """Advances a dream by a few steps in one compiled call; `compiles` counts the programs traced.
 
     `whole_octaves`: the engine hands it an octave's steps in one call, keeping the images its frames need
-    (the default); else one call per frame, as the TensorFlow stepper takes them (bench_gpu.py times both)."""
+    (the default); else one call per frame, as the TensorFlow stepper takes them. `one_shape`: every octave
+    of a render is padded to the bucket of its largest, so that a render compiles one program, not one per
+    octave bucket, for more pixels per step in the lower octaves (bench_gpu.py times these choices)."""
 
-    def __init__(self, extract, objective, xla: bool = True, whole_octaves: bool = True):  # JAX always uses XLA
+    def __init__(self, extract, objective, xla: bool = True, whole_octaves: bool = True,
+                 one_shape: bool = False):  # JAX always uses XLA
         self.extract = extract
         self.whole_octaves = whole_octaves
+        self.one_shape = one_shape
         self.compiles = 0
 
         def total(images, trainable, non_trainable):
@@ -170,11 +174,13 @@ class Stepper:
         return self._tile_bytes[shape]
 
     def _arguments(self, images, shifts, step_size: float, tile_size: int, batch: int, lapnorm: bool,
-                   keep=()) -> tuple:
+                   keep=(), octaves=()) -> tuple:
         """What the compiled program takes for `advance`'s arguments: padded buffers, true size, shifts, each
         step's slot for its images, weights, then the numbers that select a program."""
         height, width = images.shape[1], images.shape[2]
-        padded = (_bucketed(height), _bucketed(width))
+        shapes = octaves if self.one_shape and len(octaves) else [(height, width)]
+        padded = (_bucketed(max(h for h, _ in shapes)), _bucketed(max(w for _, w in shapes)))
+        smallest = (min(h for h, _ in shapes), min(w for _, w in shapes))  # the copies its roll needs, for all
         buffers = jnp.asarray(images, jnp.float32)
         if padded != (height, width):
             buffers = jnp.pad(buffers, ((0, 0), (0, padded[0] - height), (0, padded[1] - width), (0, 0)))
@@ -183,21 +189,22 @@ class Stepper:
         slots[np.asarray(keep, int) - 1] = np.arange(len(keep))
         return (buffers, np.array([height, width], np.int32), np.asarray(shifts, np.int32), slots, *self._weights(),
                 float(step_size), int(tile_size), int(batch), bool(lapnorm),
-                (-(-padded[0] // height), -(-padded[1] // width)), kept_slots)
+                (-(-padded[0] // smallest[0]), -(-padded[1] // smallest[1])), kept_slots)
 
     def compiled(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
-                 keep=()):
+                 keep=(), octaves=()):
         """The compiled program `advance` runs for these arguments (to read its HLO text or memory use)."""
-        arguments = self._arguments(images, shifts, step_size, tile_size, batch, lapnorm, keep)
+        arguments = self._arguments(images, shifts, step_size, tile_size, batch, lapnorm, keep, octaves)
         return self._advance.lower(*arguments).compile()
 
     def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
-                keep=()):
+                keep=(), octaves=()):
         """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return (images,
-        scores per image of the last step, the images after each step k in `keep` stacked, or None)."""
+        scores per image of the last step, the images after each step k in `keep` stacked, or None).
+        `octaves`: the shapes of all the render's octaves (for `one_shape`)."""
         height, width = images.shape[1], images.shape[2]
         buffers, scores, kept = self._advance(*self._arguments(images, shifts, step_size, tile_size, batch, lapnorm,
-                                                               keep))
+                                                               keep, octaves))
         if buffers.shape[1:3] != (height, width):
             buffers = buffers[:, :height, :width]
         return buffers, scores, kept[:len(keep), :, :height, :width] if len(keep) else None

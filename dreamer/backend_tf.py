@@ -32,9 +32,10 @@ class Stepper:
         self.gradient = gradient
 
     def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
-                keep=()):
+                keep=(), octaves=()):
         """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return (images,
-        scores per image of the last step, the images after each step k in `keep` stacked, or None)."""
+        scores per image of the last step, the images after each step k in `keep` stacked, or None).
+        `octaves` (the render's octave shapes) is for steppers that pad images; this one takes any shape."""
         scores, kept = None, []
         for done, step_shifts in enumerate(shifts, 1):
             images, scores = ascent_step(self.gradient, images, [(int(dy), int(dx)) for dy, dx in step_shifts],

@@ -149,7 +149,8 @@ def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: i
         for batch_frames in ops.convert_to_numpy(frames) if frames is not None else ():
             yield [keep_colors(f, i) if schedule.keep_colors else f for f, i in zip(batch_frames, images)]
 
-    for shape in octave_shapes(*images[0].shape[:2], schedule.octaves, schedule.octave_scale):
+    shapes = octave_shapes(*images[0].shape[:2], schedule.octaves, schedule.octave_scale)
+    for shape in shapes:
         base_octave, current = start_octave(base, shape, previous)
         chunks = _chunks(done, schedule.steps, schedule.every, schedule.total_steps)
         for counts in [chunks] if stepper.whole_octaves else [[count] for count in chunks]:
@@ -157,7 +158,7 @@ def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: i
             ends = done + np.cumsum(counts)  # each chunk ends at a frame or at the octave's end
             shows = [end - done for end in ends if end % schedule.every == 0 or end == schedule.total_steps]
             current, scores, kept = stepper.advance(current, shifts, schedule.step_size, schedule.tile_size, batch,
-                                                    schedule.lapnorm, keep=shows)
+                                                    schedule.lapnorm, keep=shows, octaves=shapes)
             frames = _fetch_later(frames_of(base, kept, base_octave)) if shows else None
             done = int(ends[-1])
             if waiting:

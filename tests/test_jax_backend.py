@@ -72,6 +72,14 @@ for counted in (stepper, per_frame):
 trips = [loop_trip_count(stepper.compiled(np.zeros((1, 64, 64, 3), np.float32), np.zeros((7, 1, 2), np.int32),
                                           0.03, 512, keep=[3, 6]))]
 
+# one program a render: every octave padded to the bucket of the largest (200, 143, 102 px: 3 buckets)
+three_octaves = STYLE.replace(octaves=3, steps=4, every=4)
+one_shape, by_bucket = Stepper(extract, objective, one_shape=True), Stepper(extract, objective)
+one_shape_frames = list(dream(one_shape, photo(200), schedule_of(three_octaves)))
+list(dream(by_bucket, photo(200), schedule_of(three_octaves)))
+one_shape_compiles = [one_shape.compiles, by_bucket.compiles]
+one_shape_gain = gain(three_octaves, photo(200), one_shape_frames[-1])
+
 # tiles: a loop over the network calls, against the unrolled calls
 def network(tiles):
     return stepper._gradient_of(tiles, *stepper._weights())
@@ -111,6 +119,8 @@ print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in progra
                   "batch_error": batch_error, "shapes": len(shapes), "small_compiles": small,
                   "octave_error": octave_error, "per_frame_compiles": per_frame_compiles, "trips": trips,
                   "octave_frames": len(frames_in_octaves), "calls": calls,
+                  "one_shape_compiles": one_shape_compiles, "one_shape_gain": one_shape_gain,
+                  "one_shape_frames": len(one_shape_frames),
                   "tile_errors": tile_errors, "convolutions": convolutions, "tiled_gain": tiled_gain}))
 """
 
@@ -142,6 +152,14 @@ def test_jax_compiles_a_program_per_shape_bucket_not_per_octave(jax_run):
     # call: 10 steps keeping 1 frame (a frame every 5), then 7 keeping 2 (every 3): a program per step count
     assert jax_run["shapes"] == 4 and {len(_chunks(done, 7, 3, 14)) for done in (0, 7)} == {3}
     assert jax_run["compiles"] == 2
+
+
+def test_jax_one_shape_compiles_one_program_a_render_and_dreams_as_tensorflow(jax_run):
+    # a 200-px photo's three octaves fall in three 64-px buckets; padded to the largest's, one program
+    style = STYLE.replace(octaves=3, steps=4, every=4)
+    assert jax_run["one_shape_compiles"] == [1, 3]
+    assert jax_run["one_shape_frames"] == len(run(style, photo(64)))
+    assert jax_run["one_shape_gain"] == pytest.approx(gain(style, photo(200), run(style, photo(200))[-1]), rel=0.15)
 
 
 def test_jax_compiles_a_few_small_programs_per_octave_of_a_new_size(jax_run):
