@@ -397,15 +397,23 @@ def missing_real_weights(settings) -> list[str]:
     return missing
 
 
-def gallery_child(folder: Path, weights: str, quick: bool) -> int:
-    """Build the gallery copied into `folder` (run in a child process: its imports and compiles count)."""
+def gallery_child(folder: Path, weights: str, quick: bool, one_shape: bool) -> int:
+    """Build the gallery copied into `folder` (run in a child process: its imports and compiles count), with
+    `one_shape` every render's JAX Stepper padding its octaves to one shape."""
     import dataclasses
 
+    from dreamer import backend_jax
     from dreamer.gallery import build
     from dreamer.settings import load
 
     if weights == "random":
         use_random_weights()
+    if one_shape:
+        class OneShape(backend_jax.Stepper):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, one_shape=True, **kwargs)
+
+        backend_jax.Stepper = OneShape  # what dreamer.gradients.make_stepper builds
     started, compiled = time.perf_counter(), []
 
     def note_compile(name, seconds, **_):  # the log says where a build's time goes, even one stopped early
@@ -469,7 +477,8 @@ def _manifest_figures(folder: Path, settings, quick: bool) -> dict:
                               reverse=True)[:3]}
 
 
-def run_gallery(mode: str, quick: bool, timeout: float, out: Path | None, assignments=()) -> dict:
+def run_gallery(mode: str, quick: bool, timeout: float, out: Path | None, assignments=(),
+                one_shape: bool = False) -> dict:
     """Build the default gallery in a temporary copy with the JAX backend: once from a cold compile cache, then
     (if it finished with time to spare) again with the programs the first build compiled."""
     from dreamer.settings import load
@@ -494,7 +503,8 @@ def run_gallery(mode: str, quick: bool, timeout: float, out: Path | None, assign
         if mode == "random":
             env["DREAMER_CACHE"] = str(folder / "cache")  # nothing of the user's cache is read or written
         command = [sys.executable, str(Path(__file__).resolve()), "--gallery-child", str(folder), mode]
-        command += ["--quick"] if quick else []
+        command += (["--quick"] if quick else []) + (["--gallery-one-shape"] if one_shape else [])
+        result["one_shape"] = one_shape
         log_path = (out or folder) / "gallery_build.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w") as log_file:
@@ -593,6 +603,8 @@ def main(argv=None) -> int:
     parser.add_argument("--gallery-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a top-level gallery.toml key for the gallery run, e.g. batch=8 or "
                              "'precision=\"bfloat16\"' (repeatable; default: the gallery as committed)")
+    parser.add_argument("--gallery-one-shape", action="store_true",
+                        help="build the gallery with Stepper(one_shape=True): one program a render")
     parser.add_argument("--gallery-timeout", type=float, default=None,
                         help="seconds kept for the gallery's builds (default 300, at most half the budget)")
     parser.add_argument("--budget", type=float, default=None,
@@ -601,7 +613,7 @@ def main(argv=None) -> int:
     parser.add_argument("--gallery-child", nargs=2, metavar=("FOLDER", "WEIGHTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.gallery_child:
-        return gallery_child(Path(args.gallery_child[0]), args.gallery_child[1], args.quick)
+        return gallery_child(Path(args.gallery_child[0]), args.gallery_child[1], args.quick, args.gallery_one_shape)
 
     q = args.quick
     sizes = [int(s) for s in (args.sizes or ("64" if q else "512,1024")).split(",")]
@@ -721,7 +733,7 @@ def main(argv=None) -> int:
     elif gallery_runs:
         gallery_timeout = min(gallery_timeout, left)
         log(f"-- gallery ({args.gallery} weights), at most {gallery_timeout:.0f} s")
-        gallery = run_gallery(args.gallery, q, gallery_timeout, args.out, args.gallery_set)
+        gallery = run_gallery(args.gallery, q, gallery_timeout, args.out, args.gallery_set, args.gallery_one_shape)
         results["gallery"] = gallery
     results["skipped"] = skipped
     results["tensorflow_imported"] = "tensorflow" in sys.modules
@@ -798,7 +810,8 @@ def main(argv=None) -> int:
             log(f"gallery: skipped: {gallery.get('skipped', '--gallery skip')}")
         else:
             why = f" (real weights missing: {'; '.join(gallery['missing'])})" if gallery["missing"] else ""
-            changed = f", with {', '.join(gallery['settings'])}" if gallery.get("settings") else ""
+            changed = gallery.get("settings", []) + (["Stepper(one_shape=True)"] if gallery.get("one_shape") else [])
+            changed = f", with {', '.join(changed)}" if changed else ""
             log(f"gallery{' (quick: 1 static row of 48 px, 2 steps per octave)' if q else ''}, {gallery['mode']} "
                 f"weights{changed}{why}:")
             for name, title in (("cold", "first build"), ("warm", "built again, its programs compiled")):

@@ -55,3 +55,14 @@ def test_host_bench_prints_its_rows(tmp_path):
                 "loop step, trip count fixed", "loop step, trip count traced"):
         assert row in output
     assert float(output.split("traced / fixed, per loop step:")[1].split()[0]) > 0
+
+
+def test_gpu_bench_builds_the_gallery_twice_and_logs_its_compiles(tmp_path):
+    bench("bench_gpu.py", "--quick", "--skip", "vgg,effnet,torch", "--gallery-one-shape", "--out", str(tmp_path),
+          tmp=tmp_path)
+    gallery = json.loads((tmp_path / "bench_gpu.json").read_text())["gallery"]
+    assert gallery["one_shape"] is True
+    for build in ("cold", "warm"):  # from an empty compile cache, then with the first build's programs
+        assert gallery[build]["returncode"] == 0
+        assert gallery[build]["renders"] == gallery[build]["jobs"] > 1  # --quick: one row, every style
+    assert "XLA compile 1:" in (tmp_path / "gallery_build.log").read_text()
