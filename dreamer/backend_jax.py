@@ -106,7 +106,7 @@ class Stepper:
     `whole_octaves`: the engine hands it an octave's steps in one call, keeping the images its frames need
     (the default); else one call per frame, as the TensorFlow stepper takes them. `one_shape`: every octave
     of a render is padded to the bucket of its largest, so that a render compiles one program, not one per
-    octave bucket, for more pixels per step in the lower octaves (bench_gpu.py times these choices)."""
+    octave bucket, at the price of more pixels per step in the lower octaves (bench_gpu.py times both choices)."""
 
     def __init__(self, extract, objective, xla: bool = True, whole_octaves: bool = True,
                  one_shape: bool = False):  # JAX always uses XLA
@@ -180,7 +180,7 @@ class Stepper:
         height, width = images.shape[1], images.shape[2]
         shapes = octaves if self.one_shape and len(octaves) else [(height, width)]
         padded = (_bucketed(max(h for h, _ in shapes)), _bucketed(max(w for _, w in shapes)))
-        smallest = (min(h for h, _ in shapes), min(w for _, w in shapes))  # the copies its roll needs, for all
+        smallest = (min(h for h, _ in shapes), min(w for _, w in shapes))  # sets the roll's copies: one program
         buffers = jnp.asarray(images, jnp.float32)
         if padded != (height, width):
             buffers = jnp.pad(buffers, ((0, 0), (0, padded[0] - height), (0, padded[1] - width), (0, 0)))
