@@ -17,9 +17,10 @@ none) and every network gets random weights of its real architecture, since spee
              frames: the engine's overhead alone); "full" renders --octaves octaves at scale 1.4, whose lower
              octaves are smaller images (padded by the JAX backend to 64-px buckets). Dreamer's JAX Stepper
              takes an octave's steps in one call, keeping the images its frames show; "a call per frame": the
-             same with Stepper(whole_octaves=False), as the TensorFlow stepper is called. "one shape": every
-             octave padded to the largest's bucket, Stepper(one_shape=True): one compile a render, not one an
-             octave (its warm-up column shows the compile time saved; its rate what the padding costs).
+             same with Stepper(whole_octaves=False), as the TensorFlow stepper is called. On a GPU a photo of
+             one tile has every octave padded to the largest's bucket (Stepper's one_shape default): one
+             compile a render; "64-px buckets": Stepper(one_shape=False), a program per octave bucket, as on a
+             CPU (the warm-up columns show the compile time; the rates what the padding costs).
    Throughput is in image-steps/s, one image being S x S pixels: a step on an octave of h x w pixels counts
    h*w/S^2, so full renders (smaller lower octaves) compare fairly. est TF/s assumes fwd + input-grad = 2x the
    forward conv FLOPs.
@@ -268,12 +269,12 @@ def render_shape(size: int, batch: int) -> tuple[int, int]:
 
 def render_jax(extract, objective, size: int, batch: int, octaves: int, steps: int, every: int,
                step_size: float, repeats: int, tiles: bool = False, whole_octaves: bool = True,
-               one_shape: bool = False):
+               one_shape: bool | None = None):
     """Our render, `batch` tiles per network call: `batch` photos of size x size dreamed together
     (engine.dream_batch), or with `tiles` (or an engine without dream_batch) one photo of `batch` tiles of
     size x size (engine.dream). Either way each step covers the pixels of `batch` images of size x size.
     `whole_octaves`: the Stepper takes an octave's steps in one call (else a call per frame); `one_shape`: it pads
-    every octave to the largest's bucket (one program a render)."""
+    every octave to the largest's bucket (one program a render), or not; None: Dreamer's default."""
     dream_batch = getattr(engine, "dream_batch", None)
     tiles = tiles or batch == 1 or dream_batch is None
     height, width = render_shape(size, batch) if tiles else (size, size)
@@ -397,9 +398,9 @@ def missing_real_weights(settings) -> list[str]:
     return missing
 
 
-def gallery_child(folder: Path, weights: str, quick: bool, one_shape: bool) -> int:
+def gallery_child(folder: Path, weights: str, quick: bool, shapes: str) -> int:
     """Build the gallery copied into `folder` (run in a child process: its imports and compiles count), with
-    `one_shape` every render's JAX Stepper padding its octaves to one shape."""
+    `shapes` "one" or "buckets" every render's JAX Stepper padding its octaves to one shape, or not."""
     import dataclasses
 
     from dreamer import backend_jax
@@ -408,12 +409,12 @@ def gallery_child(folder: Path, weights: str, quick: bool, one_shape: bool) -> i
 
     if weights == "random":
         use_random_weights()
-    if one_shape:
-        class OneShape(backend_jax.Stepper):
+    if shapes != "auto":
+        class Shapes(backend_jax.Stepper):
             def __init__(self, *args, **kwargs):
-                super().__init__(*args, one_shape=True, **kwargs)
+                super().__init__(*args, one_shape=shapes == "one", **kwargs)
 
-        backend_jax.Stepper = OneShape  # what dreamer.gradients.make_stepper builds
+        backend_jax.Stepper = Shapes  # what dreamer.gradients.make_stepper builds
     started, compiled = time.perf_counter(), []
 
     def note_compile(name, seconds, **_):  # the log says where a build's time goes, even one stopped early
@@ -478,7 +479,7 @@ def _manifest_figures(folder: Path, settings, quick: bool) -> dict:
 
 
 def run_gallery(mode: str, quick: bool, timeout: float, out: Path | None, assignments=(),
-                one_shape: bool = False) -> dict:
+                shapes: str = "auto") -> dict:
     """Build the default gallery in a temporary copy with the JAX backend: once from a cold compile cache, then
     (if it finished with time to spare) again with the programs the first build compiled."""
     from dreamer.settings import load
@@ -503,8 +504,8 @@ def run_gallery(mode: str, quick: bool, timeout: float, out: Path | None, assign
         if mode == "random":
             env["DREAMER_CACHE"] = str(folder / "cache")  # nothing of the user's cache is read or written
         command = [sys.executable, str(Path(__file__).resolve()), "--gallery-child", str(folder), mode]
-        command += (["--quick"] if quick else []) + (["--gallery-one-shape"] if one_shape else [])
-        result["one_shape"] = one_shape
+        command += (["--quick"] if quick else []) + ["--gallery-shapes", shapes]
+        result["shapes"] = shapes
         log_path = (out or folder) / "gallery_build.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w") as log_file:
@@ -603,8 +604,9 @@ def main(argv=None) -> int:
     parser.add_argument("--gallery-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a top-level gallery.toml key for the gallery run, e.g. batch=8 or "
                              "'precision=\"bfloat16\"' (repeatable; default: the gallery as committed)")
-    parser.add_argument("--gallery-one-shape", action="store_true",
-                        help="build the gallery with Stepper(one_shape=True): one program a render")
+    parser.add_argument("--gallery-shapes", choices=["auto", "one", "buckets"], default="auto",
+                        help="the gallery's octave shapes: Dreamer's default (auto), one a render (Stepper "
+                             "one_shape=True) or a program per 64-px bucket (one_shape=False)")
     parser.add_argument("--gallery-timeout", type=float, default=None,
                         help="seconds kept for the gallery's builds (default 300, at most half the budget)")
     parser.add_argument("--budget", type=float, default=None,
@@ -613,7 +615,7 @@ def main(argv=None) -> int:
     parser.add_argument("--gallery-child", nargs=2, metavar=("FOLDER", "WEIGHTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.gallery_child:
-        return gallery_child(Path(args.gallery_child[0]), args.gallery_child[1], args.quick, args.gallery_one_shape)
+        return gallery_child(Path(args.gallery_child[0]), args.gallery_child[1], args.quick, args.gallery_shapes)
 
     q = args.quick
     sizes = [int(s) for s in (args.sizes or ("64" if q else "512,1024")).split(",")]
@@ -703,8 +705,8 @@ def main(argv=None) -> int:
                                                             every, step_size, repeats, whole_octaves=False)
                 entry["render_full_per_frame"] = render_jax(extract, objective, size, batch, octaves, steps, every,
                                                             step_size, repeats, whole_octaves=False)
-                entry["render_full_one_shape"] = render_jax(extract, objective, size, batch, octaves, steps, every,
-                                                            step_size, repeats, one_shape=True)
+                entry["render_full_buckets"] = render_jax(extract, objective, size, batch, octaves, steps, every,
+                                                          step_size, repeats, one_shape=False)
             if kind == "vgg16" and size == sizes[0]:  # the same steps, one frame: what the frames cost
                 entry["render_1frame"] = render_jax(extract, objective, size, batch, 1, one_octave_steps,
                                                     one_octave_steps, step_size, repeats)
@@ -733,7 +735,7 @@ def main(argv=None) -> int:
     elif gallery_runs:
         gallery_timeout = min(gallery_timeout, left)
         log(f"-- gallery ({args.gallery} weights), at most {gallery_timeout:.0f} s")
-        gallery = run_gallery(args.gallery, q, gallery_timeout, args.out, args.gallery_set, args.gallery_one_shape)
+        gallery = run_gallery(args.gallery, q, gallery_timeout, args.out, args.gallery_set, args.gallery_shapes)
         results["gallery"] = gallery
     results["skipped"] = skipped
     results["tensorflow_imported"] = "tensorflow" in sys.modules
@@ -777,7 +779,7 @@ def main(argv=None) -> int:
             log(fmt_row(f"render, full, {full['image']}", full, flops, base=bare, torch_rate=torch_rate))
             for key, name in (("render_1oct_per_frame", "render, 1 oct, a call per frame"),
                               ("render_full_per_frame", "render, full, a call per frame"),
-                              ("render_full_one_shape", "render, full, one shape")):
+                              ("render_full_buckets", "render, full, 64-px buckets")):
                 if key in entry:
                     log(fmt_row(name, entry[key], flops, base=bare, torch_rate=torch_rate))
             if "bare_octaves" in entry:
@@ -810,7 +812,8 @@ def main(argv=None) -> int:
             log(f"gallery: skipped: {gallery.get('skipped', '--gallery skip')}")
         else:
             why = f" (real weights missing: {'; '.join(gallery['missing'])})" if gallery["missing"] else ""
-            changed = gallery.get("settings", []) + (["Stepper(one_shape=True)"] if gallery.get("one_shape") else [])
+            shapes = {"one": ["Stepper(one_shape=True)"], "buckets": ["Stepper(one_shape=False)"]}
+            changed = gallery.get("settings", []) + shapes.get(gallery.get("shapes"), [])
             changed = f", with {', '.join(changed)}" if changed else ""
             log(f"gallery{' (quick: 1 static row of 48 px, 2 steps per octave)' if q else ''}, {gallery['mode']} "
                 f"weights{changed}{why}:")

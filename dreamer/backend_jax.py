@@ -106,10 +106,13 @@ class Stepper:
     `whole_octaves`: the engine hands it an octave's steps in one call, keeping the images its frames need
     (the default); else one call per frame, as the TensorFlow stepper takes them. `one_shape`: every octave
     of a render is padded to the bucket of its largest, so that a render compiles one program, not one per
-    octave bucket, at the price of more pixels per step in the lower octaves (bench_gpu.py times both choices)."""
+    octave bucket, at the price of more pixels per step in the lower octaves. By default (None) it does so on
+    an accelerator when the largest octave fits in one tile: there a compile costs ~20 s (cuDNN autotuning)
+    and small octaves, bound by kernel launches, cost little more padded (bench/RESULTS.md, run 3); on a CPU,
+    where compiles are cheap and every pixel costs, and for photos of several tiles, it keeps 64-px buckets."""
 
     def __init__(self, extract, objective, xla: bool = True, whole_octaves: bool = True,
-                 one_shape: bool = False):  # JAX always uses XLA
+                 one_shape: bool | None = None):  # JAX always uses XLA
         self.extract = extract
         self.whole_octaves = whole_octaves
         self.one_shape = one_shape
@@ -178,7 +181,7 @@ class Stepper:
         """What the compiled program takes for `advance`'s arguments: padded buffers, true size, shifts, each
         step's slot for its images, weights, then the numbers that select a program."""
         height, width = images.shape[1], images.shape[2]
-        shapes = octaves if self.one_shape and len(octaves) else [(height, width)]
+        shapes = octaves if len(octaves) and self._pads_octaves(octaves, tile_size) else [(height, width)]
         padded = (_bucketed(max(h for h, _ in shapes)), _bucketed(max(w for _, w in shapes)))
         smallest = (min(h for h, _ in shapes), min(w for _, w in shapes))  # sets the roll's copies: one program
         buffers = jnp.asarray(images, jnp.float32)
@@ -190,6 +193,13 @@ class Stepper:
         return (buffers, np.array([height, width], np.int32), np.asarray(shifts, np.int32), slots, *self._weights(),
                 float(step_size), int(tile_size), int(batch), bool(lapnorm),
                 (-(-padded[0] // smallest[0]), -(-padded[1] // smallest[1])), kept_slots)
+
+    def _pads_octaves(self, octaves, tile_size: int) -> bool:
+        """Whether a render of these octave shapes pads them all to the largest's bucket (see `one_shape`)."""
+        if self.one_shape is not None:
+            return self.one_shape
+        largest = max(_bucketed(side) for shape in octaves for side in shape)
+        return jax.default_backend() != "cpu" and largest <= tile_size
 
     def compiled(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
                  keep=(), octaves=()):

@@ -33,20 +33,20 @@ def gpu_bench(tmp_path_factory):
 def test_gpu_bench_renders_every_variant_and_prints_the_table(gpu_bench):
     table, results = gpu_bench
     for row in ("bare Keras-JAX step", "bare step, step count traced", "render, 1 oct, 1 frame",
-                "render, full, a call per frame", "render, full, one shape", "bare step, the same octaves"):
+                "render, full, a call per frame", "render, full, 64-px buckets", "bare step, the same octaves"):
         assert row in table
     entry = results["vgg16"][0]
     frames = 3 * 2 // 2 + 1  # --quick: 3 octaves x 2 steps, a frame every 2, and the original
-    renders = ("render_full", "render_full_per_frame", "render_full_one_shape")
+    renders = ("render_full", "render_full_per_frame", "render_full_buckets")
     assert [entry[render]["frames"] for render in renders] == [frames] * 3
     assert entry["render_full"]["trip_count"] == 2  # an octave's steps in one loop whose length XLA knows
     assert results["tensorflow_imported"] is False  # the device machine has no TensorFlow
 
 
-def test_gpu_bench_one_shape_renders_with_one_program(gpu_bench):
+def test_gpu_bench_renders_with_dreamers_default_shapes_and_with_buckets(gpu_bench):
     _, results = gpu_bench
     entry = results["vgg16"][0]  # 64, 46 and 33 px octaves: one bucket, but two roll copy counts
-    assert entry["render_full_one_shape"]["compiles"] == 1 < entry["render_full"]["compiles"]
+    assert entry["render_full_buckets"]["compiles"] == entry["render_full"]["compiles"] == 2  # on a CPU: buckets
 
 
 def test_host_bench_prints_its_rows(tmp_path):
@@ -58,10 +58,10 @@ def test_host_bench_prints_its_rows(tmp_path):
 
 
 def test_gpu_bench_builds_the_gallery_twice_and_logs_its_compiles(tmp_path):
-    bench("bench_gpu.py", "--quick", "--skip", "vgg,effnet,torch", "--gallery-one-shape", "--out", str(tmp_path),
-          tmp=tmp_path)
+    bench("bench_gpu.py", "--quick", "--skip", "vgg,effnet,torch", "--gallery-shapes", "one", "--out",
+          str(tmp_path), tmp=tmp_path)
     gallery = json.loads((tmp_path / "bench_gpu.json").read_text())["gallery"]
-    assert gallery["one_shape"] is True
+    assert gallery["shapes"] == "one"
     for build in ("cold", "warm"):  # from an empty compile cache, then with the first build's programs
         assert gallery[build]["returncode"] == 0
         assert gallery[build]["renders"] == gallery[build]["jobs"] > 1  # --quick: one row, every style

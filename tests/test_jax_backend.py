@@ -110,6 +110,13 @@ tile_compiles = len(xla_compiles) - before
 tile = jax.ShapeDtypeStruct((1, 128, 128, 3), jnp.float32)
 xla_tile_bytes = program_bytes(jax.jit(stepper._gradient_of).lower(tile, *stepper._weights()).compile())
 
+# one shape by default: on an accelerator, for photos of one tile
+octaves_of_200 = octave_shapes(200, 200, 3, 1.4)
+pads = [by_bucket._pads_octaves(octaves_of_200, 512)]
+jax.default_backend = lambda: "gpu"  # what the default asks; nothing runs after this
+pads += [by_bucket._pads_octaves(octaves_of_200, 512), by_bucket._pads_octaves(octaves_of_200, 128),
+         Stepper(extract, objective, one_shape=False)._pads_octaves(octaves_of_200, 512)]
+
 programs_dir = Path(jax.config.jax_compilation_cache_dir)  # the test's own: every program compiles afresh
 print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in programs_dir.iterdir()),
                   "fold_errors": fold_errors, "backend": keras.backend.backend(),
@@ -120,7 +127,7 @@ print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in progra
                   "octave_error": octave_error, "per_frame_compiles": per_frame_compiles, "trips": trips,
                   "octave_frames": len(frames_in_octaves), "calls": calls,
                   "one_shape_compiles": one_shape_compiles, "one_shape_gain": one_shape_gain,
-                  "one_shape_frames": len(one_shape_frames),
+                  "one_shape_frames": len(one_shape_frames), "pads": pads,
                   "tile_errors": tile_errors, "convolutions": convolutions, "tiled_gain": tiled_gain}))
 """
 
@@ -160,6 +167,12 @@ def test_jax_one_shape_compiles_one_program_a_render_and_dreams_as_tensorflow(ja
     assert jax_run["one_shape_compiles"] == [1, 3]
     assert jax_run["one_shape_frames"] == len(run(style, photo(64)))
     assert jax_run["one_shape_gain"] == pytest.approx(gain(style, photo(200), run(style, photo(200))[-1]), rel=0.15)
+
+
+def test_jax_pads_octaves_to_one_shape_by_default_on_an_accelerator_for_photos_of_one_tile(jax_run):
+    # a 200-px photo: on the CPU, buckets; on a GPU, one shape with 512-px tiles, not with 128-px ones (several
+    # tiles: its octaves' convolutions share the tile's shape anyway); one_shape=False wins everywhere
+    assert jax_run["pads"] == [False, True, False, False]
 
 
 def test_jax_compiles_a_few_small_programs_per_octave_of_a_new_size(jax_run):
