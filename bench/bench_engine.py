@@ -4,7 +4,8 @@
    the TensorFlow DeepDream tutorial's loop (its TiledGradients + run_deep_dream_with_octaves), with the
    SAME Keras extractor, the same image (skimage's astronaut), octaves, steps and step size.
 2. Our stepper with xla=True (the gradient XLA-compiled once per tile shape) against the default.
-3. float32 against bfloat16 (Keras 'mixed_bfloat16'), with the CPU's bf16 flags.
+3. float32 against bfloat16 (Keras 'mixed_bfloat16'), with the CPU's bf16 flags and the rate of a plain
+   matrix product in each (TensorFlow's oneDNN kernels): what the CPU itself does with bfloat16.
 4. encode_gif of 30 dream-like 512-px frames (the astronaut fading into a real dream of it).
 5. Peak resident memory of a tiled dream of a 4000x3000 image, in a subprocess so the peak is its own.
 
@@ -118,6 +119,19 @@ def cpu_info():
                  platform.processor())
     flags = next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set())
     return model, os.cpu_count(), {f: f in flags for f in ("amx_bf16", "amx_tile", "avx512_bf16")}
+
+
+def matmul_gflops(side: int, dtype, repeats: int) -> float:
+    """The median GFLOP/s of a side x side matrix product in `dtype` (TensorFlow: oneDNN on x86)."""
+    a, b = (tf.cast(tf.random.uniform((side, side)), dtype) for _ in range(2))
+    product = tf.function(tf.matmul)
+    product(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product(a, b).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * side ** 3 / statistics.median(times) / 1e9
 
 
 def peak_rss_gb():
@@ -237,6 +251,10 @@ def main():
     print(f"\nours / tutorial, steps/s:  {ratio('tutorial loop (float32)', 'ours (float32)')}   >1: ours faster")
     print(f"xla / plain, s per step:   {ratio('ours, xla=True', 'ours (float32)')}   <1: xla faster")
     print(f"bf16 / fp32, s per step:   {ratio('ours, bfloat16', 'ours (float32)')}   <1: bf16 faster")
+    side = 512 if args.quick else 2048
+    rates = [matmul_gflops(side, dtype, 3 if args.quick else 10) for dtype in (tf.float32, tf.bfloat16)]
+    print(f"matmul {side}x{side}, GFLOP/s: float32 {rates[0]:.0f}, bfloat16 {rates[1]:.0f} "
+          f"(bf16 / fp32 {rates[1] / rates[0]:.2f}: >1 where the CPU has fast bf16 units)")
 
     dreamed = np.asarray(Image.fromarray(dreams["f32"]).resize((gif_side, gif_side), Image.Resampling.LANCZOS))
     photo = astronaut(gif_side).astype(np.float32)

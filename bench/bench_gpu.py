@@ -18,8 +18,9 @@ none) and every network gets random weights of its real architecture, since spee
              octaves are smaller images (padded by the JAX backend to 64-px buckets). Dreamer's JAX Stepper
              takes an octave's steps in one call, keeping the images its frames show; "a call per frame": the
              same with Stepper(whole_octaves=False), as the TensorFlow stepper is called. On a GPU a photo of
-             one tile has every octave padded to the largest's bucket (Stepper's one_shape default): one
-             compile a render; "64-px buckets": Stepper(one_shape=False), a program per octave bucket, as on a
+             one tile has every octave padded to one square canvas, the bucket of its long side (Stepper's
+             one_shape default): one compile a render, and photos of every shape on that canvas dream together
+             (the gallery); "64-px buckets": Stepper(one_shape=False), a program per octave bucket, as on a
              CPU (the warm-up columns show the compile time; the rates what the padding costs).
    Throughput is in image-steps/s, one image being S x S pixels: a step on an octave of h x w pixels counts
    h*w/S^2, so full renders (smaller lower octaves) compare fairly. est TF/s assumes fwd + input-grad = 2x the
@@ -295,7 +296,7 @@ def render_jax(extract, objective, size: int, batch: int, octaves: int, steps: i
     assert len(frames) == schedule.frame_count, (len(frames), schedule.frame_count)
     compiles = stepper.compiles  # before compiling the program again to count its operations
     calls = steps if whole_octaves else every  # the first octave's program: its steps, the frames it keeps
-    program = stepper.compiled(np.zeros((count, height, width, 3), np.float32), np.zeros((calls, count, 2), np.int32),
+    program = stepper.compiled([np.zeros((count, height, width, 3), np.float32)], np.zeros((calls, count, 2), np.int32),
                                step_size, size, batch, keep=list(range(every, calls + 1, every)))
     pixels = sum(h * w for h, w in engine.octave_shapes(height, width, octaves, OCTAVE_SCALE))
     work = count * steps * pixels / size ** 2

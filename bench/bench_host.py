@@ -67,8 +67,8 @@ def engine_rows(repeats: int) -> list[tuple[str, float]]:
 
     def calls():
         for _ in range(50):
-            out = stepper.advance(current, shifts, 0.01, 512)
-        out[0].block_until_ready()
+            out = stepper.advance([current], shifts, 0.01, 512)
+        out[0][0].block_until_ready()
 
     rows.append(("Stepper.advance, 1 step, per call", median_ms(calls, repeats) / 50))
     return rows

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dreamer.engine import MIN_OCTAVE_SIDE
 from dreamer.lapnorm import laplacian_normalize
 from dreamer.paths import cache_dir
 from dreamer.objectives import INPUT
@@ -56,23 +57,21 @@ def _fold_axis(grad, axis: int, shift, length, copies: int):
     return total
 
 
-def _periodic_views(buffers, size, shifts):
-    """Each image (the top-left `size` of its buffer) rolled by its shift (a row of `shifts`, (B, 2)) and
-    repeated to the buffer's shape."""
-    def view(image, dy, dx):
-        return _view_axis(_view_axis(image, 0, dy, size[0]), 1, dx, size[1])
+def _periodic_views(buffers, sizes, shifts):
+    """Each image (the top-left (height, width) of its buffer, a row of `sizes`, (B, 2)) rolled by its shift
+    (a row of `shifts`, (B, 2)) and repeated to the buffer's shape."""
+    def view(image, size, shift):
+        return _view_axis(_view_axis(image, 0, shift[0], size[0]), 1, shift[1], size[1])
 
-    shifts = jnp.asarray(shifts)
-    return jax.vmap(view)(buffers, shifts[:, 0], shifts[:, 1])
+    return jax.vmap(view)(buffers, jnp.asarray(sizes), jnp.asarray(shifts))
 
 
-def _fold_views(grads, size, shifts, copies):
+def _fold_views(grads, sizes, shifts, copies):
     """The gradient of each image from the gradient of its periodic view: each pixel sums its copies'."""
-    def fold(grad, dy, dx):
-        return _fold_axis(_fold_axis(grad, 1, dx, size[1], copies[1]), 0, dy, size[0], copies[0])
+    def fold(grad, size, shift):
+        return _fold_axis(_fold_axis(grad, 1, shift[1], size[1], copies[1]), 0, shift[0], size[0], copies[0])
 
-    shifts = jnp.asarray(shifts)
-    return jax.vmap(fold)(grads, shifts[:, 0], shifts[:, 1])
+    return jax.vmap(fold)(grads, jnp.asarray(sizes), jnp.asarray(shifts))
 
 
 def _looped_tiles(gradient, images, tile_size: int, batch: int):
@@ -105,11 +104,13 @@ class Stepper:
 
     `whole_octaves`: the engine hands it an octave's steps in one call, keeping the images its frames need
     (the default); else one call per frame, as the TensorFlow stepper takes them. `one_shape`: every octave
-    of a render is padded to the bucket of its largest, so that a render compiles one program, not one per
-    octave bucket, at the price of more pixels per step in the lower octaves. By default (None) it does so on
-    an accelerator when the largest octave fits in one tile: there a compile costs ~20 s (cuDNN autotuning)
-    and small octaves, bound by kernel launches, cost little more padded (bench/RESULTS.md, run 3); on a CPU,
-    where compiles are cheap and every pixel costs, and for photos of several tiles, it keeps 64-px buckets."""
+    of a render is padded to one square canvas, the bucket of its long side, so that a render compiles one
+    program, not one per octave bucket, and photos of any shape whose long sides share a bucket dream
+    together in that program, at the price of more pixels per step in the lower octaves and in photos that
+    are not square. By default (None) it does so on an accelerator when the canvas fits in one tile: there a
+    compile costs ~20 s (cuDNN autotuning) and small octaves, bound by kernel launches, cost little more
+    padded (bench/RESULTS.md, run 3); on a CPU, where compiles are cheap and every pixel costs, and for photos
+    of several tiles, it keeps 64-px buckets."""
 
     def __init__(self, extract, objective, xla: bool = True, whole_octaves: bool = True,
                  one_shape: bool | None = None):  # JAX always uses XLA
@@ -127,19 +128,19 @@ class Stepper:
         self._gradient_of = gradient_of
         self._tile_bytes = {}
 
-        def advance(buffers, size, shifts, slots, trainable, non_trainable, step_size, tile_size, batch, lapnorm,
+        def advance(buffers, sizes, shifts, slots, trainable, non_trainable, step_size, tile_size, batch, lapnorm,
                     copies, kept_slots):
             self.compiles += 1
-            inside = ((jnp.arange(buffers.shape[1]) < size[0])[:, None]
-                      & (jnp.arange(buffers.shape[2]) < size[1])[None, :])[None, :, :, None]
-            pixels = jnp.sum(inside) * 3
+            inside = ((jnp.arange(buffers.shape[1])[None, :, None] < sizes[:, 0, None, None])
+                      & (jnp.arange(buffers.shape[2])[None, None, :] < sizes[:, 1, None, None]))[..., None]
+            pixels = jnp.sum(inside, axis=(1, 2, 3), keepdims=True) * 3
 
             def gradient(tiles):
                 return gradient_of(tiles, trainable, non_trainable)
 
             def step(i, images):
-                grads, scores = _looped_tiles(gradient, _periodic_views(images, size, shifts[i]), tile_size, batch)
-                grad = _fold_views(grads, size, shifts[i], copies) * inside
+                grads, scores = _looped_tiles(gradient, _periodic_views(images, sizes, shifts[i]), tile_size, batch)
+                grad = _fold_views(grads, sizes, shifts[i], copies) * inside
                 if lapnorm:
                     grad = laplacian_normalize(grad) * inside
                 mean = jnp.sum(grad, axis=(1, 2, 3), keepdims=True) / pixels
@@ -176,48 +177,62 @@ class Stepper:
             self._tile_bytes[shape] = sum(math.prod(value.aval.shape) * value.aval.dtype.itemsize for value in values)
         return self._tile_bytes[shape]
 
-    def _arguments(self, images, shifts, step_size: float, tile_size: int, batch: int, lapnorm: bool,
+    def canvas(self, octaves, tile_size: int) -> tuple[int, int] | None:
+        """The square buffer (side, side) every octave of a render of these octave shapes is padded to (see
+        `one_shape`), or None when each octave keeps its own 64-px bucket. Renders of one canvas can dream
+        together whatever their shapes."""
+        side = max(_bucketed(side) for shape in octaves for side in shape)
+        if self.one_shape is None:
+            pads = jax.default_backend() != "cpu" and side <= tile_size
+        else:
+            pads = self.one_shape
+        return (side, side) if pads else None
+
+    def _arguments(self, groups, shifts, step_size: float, tile_size: int, batch: int, lapnorm: bool,
                    keep=(), octaves=()) -> tuple:
-        """What the compiled program takes for `advance`'s arguments: padded buffers, true size, shifts, each
-        step's slot for its images, weights, then the numbers that select a program."""
-        height, width = images.shape[1], images.shape[2]
-        shapes = octaves if len(octaves) and self._pads_octaves(octaves, tile_size) else [(height, width)]
-        padded = (_bucketed(max(h for h, _ in shapes)), _bucketed(max(w for _, w in shapes)))
-        smallest = (min(h for h, _ in shapes), min(w for _, w in shapes))  # sets the roll's copies: one program
-        buffers = jnp.asarray(images, jnp.float32)
-        if padded != (height, width):
-            buffers = jnp.pad(buffers, ((0, 0), (0, padded[0] - height), (0, padded[1] - width), (0, 0)))
+        """What the compiled program takes for `advance`'s arguments: the groups' images padded into one buffer,
+        each image's true size, shifts, each step's slot for its images, weights, then the numbers that select
+        a program."""
+        sizes = [tuple(images.shape[1:3]) for images in groups]
+        canvas = self.canvas(octaves, tile_size) if len(octaves) else None
+        padded = canvas or (_bucketed(max(h for h, _ in sizes)), _bucketed(max(w for _, w in sizes)))
+        if canvas:  # the roll's copies: enough for every octave any photo on this canvas has, so one program
+            smallest = (min(MIN_OCTAVE_SIDE, *(side for shape in octaves for side in shape)),) * 2
+        else:
+            smallest = (min(h for h, _ in sizes), min(w for _, w in sizes))
+        buffers = [jnp.asarray(images, jnp.float32) for images in groups]
+        buffers = [images if (h, w) == padded else jnp.pad(images, ((0, 0), (0, padded[0] - h), (0, padded[1] - w),
+                                                                   (0, 0)))
+                   for images, (h, w) in zip(buffers, sizes)]
+        buffers = buffers[0] if len(buffers) == 1 else jnp.concatenate(buffers)
         kept_slots = -(-len(keep) // KEEP_SLOTS) * KEEP_SLOTS
         slots = np.full(len(shifts), kept_slots, np.int32)  # on the host: numpy
         slots[np.asarray(keep, int) - 1] = np.arange(len(keep))
-        return (buffers, np.array([height, width], np.int32), np.asarray(shifts, np.int32), slots, *self._weights(),
+        rows = np.array([size for images, size in zip(groups, sizes) for _ in range(images.shape[0])], np.int32)
+        return (buffers, rows, np.asarray(shifts, np.int32), slots, *self._weights(),
                 float(step_size), int(tile_size), int(batch), bool(lapnorm),
                 (-(-padded[0] // smallest[0]), -(-padded[1] // smallest[1])), kept_slots)
 
-    def _pads_octaves(self, octaves, tile_size: int) -> bool:
-        """Whether a render of these octave shapes pads them all to the largest's bucket (see `one_shape`)."""
-        if self.one_shape is not None:
-            return self.one_shape
-        largest = max(_bucketed(side) for shape in octaves for side in shape)
-        return jax.default_backend() != "cpu" and largest <= tile_size
-
-    def compiled(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
+    def compiled(self, groups, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
                  keep=(), octaves=()):
         """The compiled program `advance` runs for these arguments (to read its HLO text or memory use)."""
-        arguments = self._arguments(images, shifts, step_size, tile_size, batch, lapnorm, keep, octaves)
+        arguments = self._arguments(groups, shifts, step_size, tile_size, batch, lapnorm, keep, octaves)
         return self._advance.lower(*arguments).compile()
 
-    def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
+    def advance(self, groups, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
                 keep=(), octaves=()):
-        """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return (images,
-        scores per image of the last step, the images after each step k in `keep` stacked, or None).
-        `octaves`: the shapes of all the render's octaves (for `one_shape`)."""
-        height, width = images.shape[1], images.shape[2]
-        buffers, scores, kept = self._advance(*self._arguments(images, shifts, step_size, tile_size, batch, lapnorm,
+        """Take one ascent step of the images in `groups` (a list of (B_g, H_g, W_g, 3) stacks, one size each)
+        per row of `shifts` (steps, B, 2, the groups' images in order), all in one buffer; return (the groups'
+        new images, scores per image of the last step, per group the images after each step k in `keep` stacked
+        (K, B_g, H_g, W_g, 3), or None). `octaves`: the shapes of all the groups' octaves (for `one_shape`)."""
+        buffers, scores, kept = self._advance(*self._arguments(groups, shifts, step_size, tile_size, batch, lapnorm,
                                                                keep, octaves))
-        if buffers.shape[1:3] != (height, width):
-            buffers = buffers[:, :height, :width]
-        return buffers, scores, kept[:len(keep), :, :height, :width] if len(keep) else None
+        first = np.cumsum([0] + [images.shape[0] for images in groups])
+        parts = [(slice(a, b), slice(0, images.shape[1]), slice(0, images.shape[2]))
+                 for a, b, images in zip(first, first[1:], groups)]
+        whole = len(groups) == 1 and tuple(groups[0].shape[1:3]) == buffers.shape[1:3]
+        return ([buffers if whole else buffers[part] for part in parts], scores,
+                [kept[(slice(0, len(keep)), *part)] for part in parts] if len(keep) else None)
 
 
 def fused(fn, static_argnums: tuple = ()):

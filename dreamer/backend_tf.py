@@ -31,11 +31,24 @@ class Stepper:
 
         self.gradient = gradient
 
-    def advance(self, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
+    def advance(self, groups, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False,
                 keep=(), octaves=()):
-        """Take one ascent step of `images` (B, H, W, 3) per row of `shifts` (steps, B, 2); return (images,
-        scores per image of the last step, the images after each step k in `keep` stacked, or None).
-        `octaves` (the render's octave shapes) is for steppers that pad images; this one takes any shape."""
+        """Take one ascent step of the images in `groups` (a list of (B_g, H_g, W_g, 3) stacks, one size each)
+        per row of `shifts` (steps, B, 2, the groups' images in order); return (the groups' new images, scores
+        per image of the last step, per group the images after each step k in `keep` stacked, or None). Groups
+        of different sizes take their steps one after the other. `octaves` (the render's octave shapes) is for
+        steppers that pad images; this one takes any shape."""
+        results, first = [], 0
+        for images in groups:
+            count = images.shape[0]
+            results.append(self._advance(images, shifts[:, first:first + count], step_size, tile_size, batch,
+                                         lapnorm, keep))
+            first += count
+        images, scores, kept = zip(*results)
+        return list(images), tf.concat(scores, 0), list(kept) if len(keep) else None
+
+    def _advance(self, images, shifts, step_size, tile_size, batch, lapnorm, keep):
+        """`advance` for one group: its images, the last step's scores and its kept images stacked."""
         scores, kept = None, []
         for done, step_shifts in enumerate(shifts, 1):
             images, scores = ascent_step(self.gradient, images, [(int(dy), int(dx)) for dy, dx in step_shifts],
@@ -43,6 +56,10 @@ class Stepper:
             if done in keep:
                 kept.append(images)
         return images, scores, tf.stack(kept) if kept else None
+
+    def canvas(self, octaves, tile_size: int):
+        """None: every image dreams at its own size here, so only images of one size share network calls."""
+        return None
 
 
 def fused(fn, static_argnums: tuple = ()):

@@ -127,44 +127,66 @@ def dream(stepper, image: np.ndarray, schedule: Schedule, seed: int = 0, batch: 
         yield frames[0]
 
 
+def _by_size(images: list) -> list[list[int]]:
+    """The indices of `images` grouped by size, in the order sizes first appear."""
+    groups = {}
+    for i, image in enumerate(images):
+        groups.setdefault(image.shape[:2], []).append(i)
+    return list(groups.values())
+
+
 def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: int = 1, on_step=None):
-    """Dream several images of the same size together, their tiles going through the network in the same
-    calls; yield a list of frames (one per image) each time `dream` would yield one. Each image keeps its
-    own seed and rolls, so its frames are the ones `dream` makes of it alone.
+    """Dream several images together, their tiles going through the network in the same calls; yield a list
+    of frames (one per image, in order) each time `dream` would yield one. Each image keeps its own seed,
+    rolls and octaves, so its frames are the ones `dream` makes of it alone. Images of different sizes share
+    calls with a stepper that pads them to one canvas (`stepper.canvas`); others take their steps in turn.
 
     The host reads a frame (and the score for `on_step`) only after the next steps are queued, and their
     copy to the host starts as soon as they are computed, so an accelerator does not wait for the host to
     fetch and hand out frames."""
-    rngs = [np.random.default_rng(seed) for seed in seeds]
-    base = ops.convert_to_tensor(np.stack(images).astype(np.float32) / 127.5 - 1.0)
+    groups = _by_size(images)
+    rngs = [np.random.default_rng(seeds[i]) for group in groups for i in group]
+    group_of = [g for g, group in enumerate(groups) for _ in group]  # of each rng
+    bases = [ops.convert_to_tensor(np.stack([images[i] for i in group]).astype(np.float32) / 127.5 - 1.0)
+             for group in groups]
+    shapes = [octave_shapes(*images[group[0]].shape[:2], schedule.octaves, schedule.octave_scale) for group in groups]
+    every_shape = [shape for octaves in shapes for shape in octaves]
     start_octave, frames_of = fused(_octave_start, (1,)), fused(_frames)  # one program per shape, not per op
     yield list(images)
-    previous = None  # (image, original) at the end of the last octave
+    previous = [None] * len(groups)  # per group (image, original) at the end of the last octave
     done = 0
-    waiting = None  # (steps done, mean score or None, uint8 frames on the device or None) of the last call
+    waiting = None  # (steps done, mean score or None, per group uint8 frames on the device, or None) of the last call
 
     def hand_out(steps_done, score, frames):
         if on_step:
             on_step(steps_done, schedule.total_steps, float(score))
-        for batch_frames in ops.convert_to_numpy(frames) if frames is not None else ():
-            yield [keep_colors(f, i) if schedule.keep_colors else f for f, i in zip(batch_frames, images)]
+        if frames is None:
+            return
+        frames = [ops.convert_to_numpy(group_frames) for group_frames in frames]
+        for k in range(len(frames[0])):
+            ordered = [None] * len(images)
+            for group, group_frames in zip(groups, frames):
+                for i, frame in zip(group, group_frames[k]):
+                    ordered[i] = keep_colors(frame, images[i]) if schedule.keep_colors else frame
+            yield ordered
 
-    shapes = octave_shapes(*images[0].shape[:2], schedule.octaves, schedule.octave_scale)
-    for shape in shapes:
-        base_octave, current = start_octave(base, shape, previous)
+    for octave in range(schedule.octaves):
+        starts = [start_octave(base, octaves[octave], last) for base, octaves, last in zip(bases, shapes, previous)]
+        base_octaves, current = [start[0] for start in starts], [start[1] for start in starts]
         chunks = _chunks(done, schedule.steps, schedule.every, schedule.total_steps)
         for counts in [chunks] if stepper.whole_octaves else [[count] for count in chunks]:
-            shifts = np.stack([np.concatenate([_rolls(rng, shape, n) for n in counts]) for rng in rngs], axis=1)
+            shifts = np.stack([np.concatenate([_rolls(rng, shapes[g][octave], n) for n in counts])
+                               for rng, g in zip(rngs, group_of)], axis=1)
             ends = done + np.cumsum(counts)  # each chunk ends at a frame or at the octave's end
             shows = [end - done for end in ends if end % schedule.every == 0 or end == schedule.total_steps]
             current, scores, kept = stepper.advance(current, shifts, schedule.step_size, schedule.tile_size, batch,
-                                                    schedule.lapnorm, keep=shows, octaves=shapes)
-            frames = _fetch_later(frames_of(base, kept, base_octave)) if shows else None
+                                                    schedule.lapnorm, keep=shows, octaves=every_shape)
+            frames = [_fetch_later(frames_of(*parts)) for parts in zip(bases, kept, base_octaves)] if shows else None
             done = int(ends[-1])
             if waiting:
                 yield from hand_out(*waiting)
             waiting = (done, _fetch_later(ops.mean(scores)) if on_step else None, frames)
-        previous = (current, base_octave)
+        previous = list(zip(current, base_octaves))
     if waiting:
         yield from hand_out(*waiting)
 
@@ -188,9 +210,9 @@ def zoom_dream(stepper, image: np.ndarray, schedule: Schedule, factor: float, se
     for done in range(0, schedule.total_steps, schedule.every):
         count = min(schedule.every, schedule.total_steps - done)
         shifts = _rolls(rng, (height, width), count)
-        current, scores, _ = stepper.advance(zoom_into(current, factor)[None], shifts[:, None], schedule.step_size,
-                                             schedule.tile_size, batch, schedule.lapnorm)
-        current = current[0]
+        current, scores, _ = stepper.advance([zoom_into(current, factor)[None]], shifts[:, None],
+                                             schedule.step_size, schedule.tile_size, batch, schedule.lapnorm)
+        current = current[0][0]
         if on_step:
             on_step(done + count, schedule.total_steps, float(scores[0]))
         frame = to_uint8(current)

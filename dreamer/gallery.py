@@ -344,8 +344,8 @@ def _groups(jobs: list[Job], size: int):
 
 
 def run_jobs(jobs: list[Job], settings: Settings, manifest: Manifest, on_step=None) -> list[Job]:
-    """Render jobs of one style into site/renders (photos of the same size dream together, `batch` tiles
-    per network call) and record them in the manifest; a failure sets its job's status only."""
+    """Render jobs of one style into site/renders (photos of the same size or canvas dream together, `batch`
+    tiles per network call) and record them in the manifest; a failure sets its job's status only."""
     output = settings.output
     try:
         activate()

@@ -11,7 +11,7 @@ import numpy as np
 from dreamer import objectives
 from dreamer.animate import encode_gif, save_still
 from dreamer.batching import resolve_batch
-from dreamer.engine import Schedule, dream, dream_batch, zoom_dream
+from dreamer.engine import Schedule, dream, dream_batch, octave_shapes, zoom_dream
 from dreamer.errors import DreamerError
 from dreamer.gradients import make_stepper
 from dreamer.images import input_image, load_image, noise_shape, resize_to_long_side
@@ -139,11 +139,22 @@ def render(input_name, style, out_gif, still=None, options: RenderOptions = Rend
     return _save(frames, style, out_gif, still, options, time.perf_counter() - started)
 
 
+def _together(images: dict, stepper, style) -> list[tuple[tuple, list]]:
+    """(the images' shape, or the stepper's canvas, and their keys) for the images that can dream together:
+    those of one size, or of one canvas where the stepper pads the octaves of a render to one."""
+    schedule, groups = schedule_of(style), {}
+    for i, image in images.items():
+        shape = image.shape[:2]
+        octaves = octave_shapes(*shape, schedule.octaves, schedule.octave_scale)
+        groups.setdefault(stepper.canvas(octaves, style.tile_size) or shape, []).append(i)
+    return list(groups.items())
+
+
 def render_many(inputs, style, outputs, options: RenderOptions = RenderOptions(), on_step=None) -> list:
-    """Render several inputs with one style into `outputs` [(gif, still)]: inputs of the same size dream
-    together, their tiles in the same network calls (`options.batch` tiles per call, and so at most that
-    many photos at once). Class styles and zooms render one by one. Returns a RenderResult, or the
-    DreamerError that stopped it, per input."""
+    """Render several inputs with one style into `outputs` [(gif, still)]: inputs of the same size (or, on an
+    accelerator, of the same canvas) dream together, their tiles in the same network calls (`options.batch`
+    tiles per call, and so at most that many photos at once). Class styles and zooms render one by one.
+    Returns a RenderResult, or the DreamerError that stopped it, per input."""
     if style.target_class or options.zoom or len(inputs) == 1:
         return [_attempt(render, name, style, *out, options, on_step) for name, out in zip(inputs, outputs)]
     results, images = {}, {}
@@ -153,9 +164,8 @@ def render_many(inputs, style, outputs, options: RenderOptions = RenderOptions()
         except DreamerError as exc:
             results[i] = exc
     _, _, stepper = prepare(style)
-    for shape in dict.fromkeys(image.shape for image in images.values()):
-        same = [i for i, image in images.items() if image.shape == shape]
-        batch = resolve_batch(options.batch, stepper, *shape[:2], style.tile_size)
+    for shape, same in _together(images, stepper, style):
+        batch = resolve_batch(options.batch, stepper, *shape, style.tile_size)
         for group in (same[k:k + batch] for k in range(0, len(same), batch)):
             started = time.perf_counter()
             frames = list(dream_batch(stepper, [images[i] for i in group], schedule_of(style),

@@ -44,7 +44,7 @@ run(STYLE, photo(112)[:80])
 small = len(xla_compiles) - (stepper.compiles - compiles)
 
 # a batch: the same operations per step, and each image's own frames
-operations = [loop_operations(stepper.compiled(np.zeros((b, 96, 96, 3), np.float32), np.zeros((3, b, 2), np.int32),
+operations = [loop_operations(stepper.compiled([np.zeros((b, 96, 96, 3), np.float32)], np.zeros((3, b, 2), np.int32),
                                               0.03, 512, b, lapnorm=True)) for b in (1, 4)]
 lap = schedule_of(STYLE.replace(octaves=1, steps=2, every=2, lapnorm=True))
 pair = [photo(64), photo(64, skimage.data.coffee)]
@@ -69,7 +69,7 @@ for counted in (stepper, per_frame):
             return counted.advance(*args, **kwargs)
     calls.append(0)
     list(dream(Counted(), photo(64), odd))
-trips = [loop_trip_count(stepper.compiled(np.zeros((1, 64, 64, 3), np.float32), np.zeros((7, 1, 2), np.int32),
+trips = [loop_trip_count(stepper.compiled([np.zeros((1, 64, 64, 3), np.float32)], np.zeros((7, 1, 2), np.int32),
                                           0.03, 512, keep=[3, 6]))]
 
 # one program a render: every octave padded to the bucket of the largest (200, 143, 102 px: 3 buckets)
@@ -94,14 +94,15 @@ convolutions = [f.lower(pair_of_images).compile().as_text().count("convolution("
 tiled_style = STYLE.replace(octaves=1, steps=4, every=4, tile_size=64)  # 96 px: 4 calls of a tile each
 tiled_gain = gain(tiled_style, photo(96), run(tiled_style, photo(96))[-1])
 
-# the roll's gradient folded back with gathers, against jax.vjp
+# the roll's gradient folded back with gathers, against jax.vjp; two images of different true sizes in one buffer
 rng, fold_errors = np.random.default_rng(0), []
 for (h, w), (H, W) in [((64, 64), (64, 64)), ((70, 100), (128, 128)), ((33, 20), (64, 64)), ((5, 64), (64, 128))]:
     x, g = (jnp.asarray(rng.normal(size=(2, H, W, 3)), jnp.float32) for _ in range(2))
-    shifts = [(3, 50), (h - 1, 0)]
-    _, back = jax.vjp(lambda x: _periodic_views(x, (h, w), shifts), x)
-    folded = _fold_views(g, (h, w), shifts, (-(-H // h), -(-W // w)))
-    fold_errors.append(float(jnp.abs(back(g)[0][:, :h, :w] - folded[:, :h, :w]).max()))
+    sizes, shifts = [(h, w), (max(1, h // 2), w - 3)], [(3, 50), (h - 1, 0)]
+    _, back = jax.vjp(lambda x: _periodic_views(x, sizes, shifts), x)
+    folded = _fold_views(g, sizes, shifts, (-(-H // sizes[1][0]), -(-W // sizes[1][1])))
+    fold_errors.append(max(float(jnp.abs(back(g)[0][i, :a, :b] - folded[i, :a, :b]).max())
+                           for i, (a, b) in enumerate(sizes)))
 
 # a tile's memory for --batch auto: no compile, against what XLA's compiled program needs
 before = len(xla_compiles)
@@ -110,12 +111,28 @@ tile_compiles = len(xla_compiles) - before
 tile = jax.ShapeDtypeStruct((1, 128, 128, 3), jnp.float32)
 xla_tile_bytes = program_bytes(jax.jit(stepper._gradient_of).lower(tile, *stepper._weights()).compile())
 
+# photos of every shape whose long sides share a bucket: one canvas, one program, the frames each makes alone
+mixed = [photo(200), photo(200, skimage.data.coffee)[:133], photo(200, skimage.data.chelsea)[:, 60:]]
+canvas = Stepper(extract, objective, one_shape=True)
+mixed_schedule = schedule_of(STYLE.replace(octaves=3, steps=2, every=2))
+mixed_together = list(dream_batch(canvas, mixed, mixed_schedule, seeds=[1, 2, 3], batch=3))
+mixed_compiles = [canvas.compiles]
+mixed_error = max(int(np.abs(a.astype(int) - frames[i]).max())
+                  for i, (image, seed) in enumerate(zip(mixed, [1, 2, 3]))
+                  for a, frames in zip(dream(canvas, image, mixed_schedule, seed=seed), mixed_together))
+mixed_compiles.append(canvas.compiles)
+mixed_shapes = [list(frame.shape) for frame in mixed_together[-1]]
+from dreamer.render import _together
+together_keys = {name: [[list(key), members] for key, members in _together(dict(enumerate(mixed + [photo(300)])),
+                                                                           chosen, STYLE)]
+                 for name, chosen in [("canvas", canvas), ("buckets", by_bucket)]}
+
 # one shape by default: on an accelerator, for photos of one tile
 octaves_of_200 = octave_shapes(200, 200, 3, 1.4)
-pads = [by_bucket._pads_octaves(octaves_of_200, 512)]
+pads = [by_bucket.canvas(octaves_of_200, 512)]
 jax.default_backend = lambda: "gpu"  # what the default asks; nothing runs after this
-pads += [by_bucket._pads_octaves(octaves_of_200, 512), by_bucket._pads_octaves(octaves_of_200, 128),
-         Stepper(extract, objective, one_shape=False)._pads_octaves(octaves_of_200, 512)]
+pads += [by_bucket.canvas(octaves_of_200, 512), by_bucket.canvas(octaves_of_200, 128),
+         Stepper(extract, objective, one_shape=False).canvas(octaves_of_200, 512)]
 
 programs_dir = Path(jax.config.jax_compilation_cache_dir)  # the test's own: every program compiles afresh
 print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in programs_dir.iterdir()),
@@ -127,7 +144,8 @@ print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in progra
                   "octave_error": octave_error, "per_frame_compiles": per_frame_compiles, "trips": trips,
                   "octave_frames": len(frames_in_octaves), "calls": calls,
                   "one_shape_compiles": one_shape_compiles, "one_shape_gain": one_shape_gain,
-                  "one_shape_frames": len(one_shape_frames), "pads": pads,
+                  "one_shape_frames": len(one_shape_frames), "pads": pads, "mixed_compiles": mixed_compiles,
+                  "mixed_error": mixed_error, "mixed_shapes": mixed_shapes, "together_keys": together_keys,
                   "tile_errors": tile_errors, "convolutions": convolutions, "tiled_gain": tiled_gain}))
 """
 
@@ -170,9 +188,21 @@ def test_jax_one_shape_compiles_one_program_a_render_and_dreams_as_tensorflow(ja
 
 
 def test_jax_pads_octaves_to_one_shape_by_default_on_an_accelerator_for_photos_of_one_tile(jax_run):
-    # a 200-px photo: on the CPU, buckets; on a GPU, one shape with 512-px tiles, not with 128-px ones (several
-    # tiles: its octaves' convolutions share the tile's shape anyway); one_shape=False wins everywhere
-    assert jax_run["pads"] == [False, True, False, False]
+    # a 200-px photo: on the CPU, buckets; on a GPU, a 256-px square canvas with 512-px tiles, not with 128-px
+    # ones (several tiles: its octaves' convolutions share the tile's shape anyway); one_shape=False wins everywhere
+    assert jax_run["pads"] == [None, [256, 256], None, None]
+
+
+def test_jax_dreams_photos_of_different_shapes_together_on_one_canvas(jax_run):
+    # 200 x 200, 133 x 200 and 200 x 140 px, three octaves each (nine shapes) on a 256-px canvas: one program
+    # for the batch of three, one for any of them alone, and each photo's own frames at its own size
+    assert jax_run["mixed_compiles"] == [1, 2]
+    assert jax_run["mixed_shapes"] == [[200, 200, 3], [133, 200, 3], [200, 140, 3]]
+    assert jax_run["mixed_error"] <= 2
+    # a gallery's photos: one group per canvas (the 300-px photo's is 320 px), or per size without one
+    assert jax_run["together_keys"] == {"canvas": [[[256, 256], [0, 1, 2]], [[320, 320], [3]]],
+                                        "buckets": [[[200, 200], [0]], [[133, 200], [1]], [[200, 140], [2]],
+                                                    [[300, 300], [3]]]}
 
 
 def test_jax_compiles_a_few_small_programs_per_octave_of_a_new_size(jax_run):
