@@ -41,13 +41,13 @@ class Stepper:
         results, first = [], 0
         for images in groups:
             count = images.shape[0]
-            results.append(self._advance(images, shifts[:, first:first + count], step_size, tile_size, batch,
-                                         lapnorm, keep))
+            results.append(self._step_group(images, shifts[:, first:first + count], step_size, tile_size,
+                                            batch, lapnorm, keep))
             first += count
         images, scores, kept = zip(*results)
         return list(images), tf.concat(scores, 0), list(kept) if len(keep) else None
 
-    def _advance(self, images, shifts, step_size, tile_size, batch, lapnorm, keep):
+    def _step_group(self, images, shifts, step_size, tile_size, batch, lapnorm, keep):
         """`advance` for one group: its images, the last step's scores and its kept images stacked."""
         scores, kept = None, []
         for done, step_shifts in enumerate(shifts, 1):

@@ -10,6 +10,7 @@ import numpy as np
 from keras import ops
 
 from dreamer.gradients import fused
+from dreamer.images import to_unit_range
 from dreamer.objectives import evaluate
 
 MIN_OCTAVE_SIDE = 32  # smaller octaves than this would shrink the deepest layers to nothing
@@ -147,7 +148,7 @@ def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: i
     groups = _by_size(images)
     rngs = [np.random.default_rng(seeds[i]) for group in groups for i in group]
     group_of = [g for g, group in enumerate(groups) for _ in group]  # of each rng
-    bases = [ops.convert_to_tensor(np.stack([images[i] for i in group]).astype(np.float32) / 127.5 - 1.0)
+    bases = [ops.convert_to_tensor(to_unit_range(np.stack([images[i] for i in group])))
              for group in groups]
     shapes = [octave_shapes(*images[group[0]].shape[:2], schedule.octaves, schedule.octave_scale) for group in groups]
     every_shape = [shape for octaves in shapes for shape in octaves]
@@ -204,7 +205,7 @@ def zoom_dream(stepper, image: np.ndarray, schedule: Schedule, factor: float, se
     """The endless-tunnel animation: before each frame, zoom into the centre by `factor` and dream
     `schedule.every` steps at full size. Yields `schedule.frame_count` frames, the first the original."""
     rng = np.random.default_rng(seed)
-    current = ops.convert_to_tensor(image.astype(np.float32) / 127.5 - 1.0)
+    current = ops.convert_to_tensor(to_unit_range(image))
     height, width = image.shape[:2]
     yield image
     for done in range(0, schedule.total_steps, schedule.every):
@@ -221,5 +222,5 @@ def zoom_dream(stepper, image: np.ndarray, schedule: Schedule, factor: float, se
 
 def objective_value(extract, objective, image: np.ndarray) -> float:
     """The objective of a whole uint8 image, in one pass (no tiles): what a dream should raise."""
-    batch = ops.convert_to_tensor(image[None].astype(np.float32) / 127.5 - 1.0)
+    batch = ops.convert_to_tensor(to_unit_range(image[None]))
     return float(ops.sum(evaluate(objective, extract, batch)))

@@ -103,11 +103,6 @@ def to_unit_range(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
-def from_unit_range(values: np.ndarray) -> np.ndarray:
-    """Map floats in -1..1 to uint8 0..255, rounding and clipping."""
-    return np.clip(np.rint((np.asarray(values, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
 def noise_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     """Uniform pixel noise, uint8 (H, W, 3): the static that a dream from `noise` starts from."""
     return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)

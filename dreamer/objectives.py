@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from dreamer.errors import StyleError, closest
+from dreamer.images import to_unit_range
 
 INPUT = "input"  # the key of the network's input images (B, H, W, 3) in [-1, 1] among the activations
 
@@ -124,7 +125,7 @@ def guide(image, name: str, extract) -> Objective:
     """
     from keras import ops
 
-    guide_images = ops.convert_to_tensor(image[None].astype("float32") / 127.5 - 1.0)
+    guide_images = ops.convert_to_tensor(to_unit_range(image[None]))
     target = ops.mean(ops.cast(extract(guide_images)[name], "float32"), axis=(1, 2))[0]
     target = target / ops.maximum(ops.norm(target), 1e-12)
 
