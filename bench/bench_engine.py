@@ -3,7 +3,9 @@
 1. Our engine (dreamer.engine.dream, vgg16-eyes: VGG16 block4_conv3) against a plain reimplementation of
    the TensorFlow DeepDream tutorial's loop (its TiledGradients + run_deep_dream_with_octaves), with the
    SAME Keras extractor, the same image (skimage's astronaut), octaves, steps and step size.
-2. Our stepper with xla=True (the gradient XLA-compiled once per tile shape) against the default.
+2. Our stepper with xla=True (the gradient XLA-compiled once per tile shape) against the default; and three
+   photos dreamed together (engine.dream_batch, 3 tiles a network call: what `batch = "auto"` does on a CPU
+   for photos of one tile) against one at a time, per image.
 3. float32 against bfloat16 (Keras 'mixed_bfloat16'), with the CPU's bf16 flags and the rate of a plain
    matrix product in each (TensorFlow's oneDNN kernels): what the CPU itself does with bfloat16.
 4. encode_gif of 30 dream-like 512-px frames (the astronaut fading into a real dream of it).
@@ -36,13 +38,14 @@ from skimage import data  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dreamer.animate import encode_gif  # noqa: E402
-from dreamer.engine import Schedule, dream  # noqa: E402
+from dreamer.engine import Schedule, dream, dream_batch  # noqa: E402
 from dreamer.gradients import make_stepper  # noqa: E402
 from dreamer.render import prepare, schedule_of  # noqa: E402
 from dreamer.zoo import get_style  # noqa: E402
 
 STYLE = "vgg16-eyes"
 STEP_SIZE = 0.01  # the tutorial's; ours is set to the same
+TOGETHER = 3  # photos dreamed at once in the batch variant
 
 
 # --- The TensorFlow DeepDream tutorial's loop (tensorflow/docs, tutorials/generative/deepdream) ----------
@@ -213,12 +216,17 @@ def main():
             dreams[key] = frames[-1]
         return run
 
+    def together(schedule, seed):
+        list(dream_batch(stepper, [image] * TOGETHER, schedule, [seed + k for k in range(TOGETHER)], TOGETHER))
+
     def tutorial(schedule, seed):
         tf.random.set_seed(seed)
         tutorial_dream(tiled, image, schedule.steps, schedule.octaves, schedule.octave_scale, schedule.tile_size)
 
     variants = {"ours (float32)": ours(stepper, "f32"), "tutorial loop (float32)": tutorial,
-                "ours, xla=True": ours(xla_stepper, "xla"), "ours, bfloat16": ours(bf16_stepper, "bf16")}
+                "ours, xla=True": ours(xla_stepper, "xla"), "ours, bfloat16": ours(bf16_stepper, "bf16"),
+                f"ours, {TOGETHER} photos at once": together}
+    images = {name: TOGETHER if name.endswith("at once") else 1 for name in variants}
     warmup = {}
     for name, run in variants.items():
         start = time.perf_counter()
@@ -242,8 +250,9 @@ def main():
           f"{'s/step':>7s} {'CPU s/step':>10s}")
     for name, t in wall.items():
         spread = f"({min(t):.1f}-{max(t):.1f})"
-        print(f"{name:24s} {warmup[name]:9.2f} {med[name]:8.2f} {spread:>13s} {n / med[name]:11.3f} "
-              f"{med[name] / n:7.3f} {med_cpu[name] / n:10.3f}")
+        steps = n * images[name]
+        print(f"{name:24s} {warmup[name]:9.2f} {med[name]:8.2f} {spread:>13s} {steps / med[name]:11.3f} "
+              f"{med[name] / steps:7.3f} {med_cpu[name] / steps:10.3f}")
 
     def ratio(a, b):
         return f"{med[a] / med[b]:.2f} (CPU time: {med_cpu[a] / med_cpu[b]:.2f})"
@@ -251,6 +260,9 @@ def main():
     print(f"\nours / tutorial, steps/s:  {ratio('tutorial loop (float32)', 'ours (float32)')}   >1: ours faster")
     print(f"xla / plain, s per step:   {ratio('ours, xla=True', 'ours (float32)')}   <1: xla faster")
     print(f"bf16 / fp32, s per step:   {ratio('ours, bfloat16', 'ours (float32)')}   <1: bf16 faster")
+    once = f"ours, {TOGETHER} photos at once"
+    print(f"{TOGETHER} at once / one at a time, img-steps/s: {TOGETHER * med['ours (float32)'] / med[once]:.2f} "
+          f"(CPU time: {TOGETHER * med_cpu['ours (float32)'] / med_cpu[once]:.2f})   >1: together faster")
     side = 512 if args.quick else 2048
     rates = [matmul_gflops(side, dtype, 3 if args.quick else 10) for dtype in (tf.float32, tf.bfloat16)]
     print(f"matmul {side}x{side}, GFLOP/s: float32 {rates[0]:.0f}, bfloat16 {rates[1]:.0f} "

@@ -1,14 +1,17 @@
 """How many tiles go through the network in one call: a number, or `auto`, sized from free accelerator memory.
 
-`auto` is 1 on a CPU (a batch only helps a processor that a single tile leaves idle). On an accelerator under
-the JAX backend it is as many tiles as fit in MEMORY_SHARE of the free memory, one tile's gradient counted
-by the sizes of the values its trace computes (an upper bound, found without compiling). TensorFlow reports no
-free memory to size against, so it takes 1 there unless told a number.
+On an accelerator under the JAX backend `auto` is as many tiles as fit in MEMORY_SHARE of the free memory, one
+tile's gradient counted by the sizes of the values its trace computes (an upper bound, found without compiling).
+Elsewhere (a CPU; TensorFlow, which reports no free memory to size against) it is CPU_AUTO_BATCH for images of
+one tile, so that a gallery's photos of one size dream together, and 1 for bigger images, whose tiles go one at
+a time to keep memory low.
 """
 
 BATCH_CHOICES = "a whole number from 1 to 256, or 'auto'"
 MAX_AUTO_BATCH = 16  # a bigger batch hardly runs faster and costs a longer compile
 MEMORY_SHARE = 0.6  # of the free memory: room for the images, XLA's scratch space and other programs
+CPU_AUTO_BATCH = 4  # photos of one tile a call on a CPU: 1.15x the image-steps a second of one at a time for three
+# 512-px photos on our 2-core CPU (bench/bench_engine.py), each a few hundred MB more memory at most
 
 
 def check_batch(value):
@@ -48,10 +51,10 @@ def tiles_that_fit(free_bytes: int, tile_bytes: int, cap: int = MAX_AUTO_BATCH) 
 
 def resolve_batch(batch, stepper, height: int, width: int, tile_size: int) -> int:
     """The tiles per network call for images of height x width: `batch` itself, or for 'auto' as many
-    tiles as fit in free accelerator memory (1 on a CPU)."""
+    tiles as fit in free accelerator memory (elsewhere CPU_AUTO_BATCH for images of one tile, else 1)."""
     if batch != "auto":
         return batch
     free = free_accelerator_bytes()
     if free is None or not hasattr(stepper, "tile_bytes"):
-        return 1
+        return CPU_AUTO_BATCH if max(height, width) <= tile_size else 1
     return tiles_that_fit(free, stepper.tile_bytes(height, width, tile_size))

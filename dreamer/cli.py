@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--seed", type=_whole_number(0, MAX_SEED), default=0,
                         help="random seed: same seed, same GIF (0)")
     render.add_argument("--batch", type=_batch, default="auto",
-                        help="tiles sent through the network together, or auto: from free GPU memory, 1 on a CPU")
+                        help="tiles sent through the network together, or auto: from free GPU memory, on a CPU 4 "
+                             "for images of one tile, else 1")
     render.add_argument("--precision", choices=PRECISIONS, help="network precision (auto)")
     render.add_argument("--backend", choices=BACKENDS,
                         help="Keras backend (default: $KERAS_BACKEND, else jax on an NVIDIA GPU, else tensorflow)")

@@ -322,13 +322,13 @@ def _twin_failure(job: Job, fresh: list[Job]) -> str:
 
 def _photos_together(batch) -> int:
     """How many photos of one style a build hands to the renderer at once: `batch`, or for 'auto' up to
-    MAX_AUTO_BATCH on an accelerator (the renderer splits them to fit its memory) and 1 on a CPU."""
+    MAX_AUTO_BATCH on an accelerator and CPU_AUTO_BATCH on a CPU (the renderer splits them to fit)."""
     if batch != "auto":
         return batch
     activate()
-    from dreamer.batching import MAX_AUTO_BATCH, free_accelerator_bytes
+    from dreamer.batching import CPU_AUTO_BATCH, MAX_AUTO_BATCH, free_accelerator_bytes
 
-    return 1 if free_accelerator_bytes() is None else MAX_AUTO_BATCH
+    return CPU_AUTO_BATCH if free_accelerator_bytes() is None else MAX_AUTO_BATCH
 
 
 def _groups(jobs: list[Job], size: int):

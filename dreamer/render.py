@@ -38,7 +38,7 @@ class RenderOptions:
 
     size: int = 512
     seed: int = 0
-    batch: int | str = "auto"  # tiles per network call, or 'auto': from free accelerator memory (1 on a CPU)
+    batch: int | str = "auto"  # tiles per network call, or 'auto' (see dreamer.batching)
     zoom: float | None = None  # zoom into the centre by this factor before each frame (the tunnel)
     gif: GifOptions = field(default_factory=GifOptions)
 

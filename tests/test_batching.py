@@ -2,7 +2,7 @@
 
 import pytest
 
-from dreamer.batching import MAX_AUTO_BATCH, MEMORY_SHARE, check_batch, resolve_batch, tiles_that_fit
+from dreamer.batching import CPU_AUTO_BATCH, MAX_AUTO_BATCH, MEMORY_SHARE, check_batch, resolve_batch, tiles_that_fit
 from dreamer.cli import main
 from test_engine import STYLE, prepare
 
@@ -25,9 +25,13 @@ def test_tiles_that_fit_use_a_share_of_the_free_memory():
     assert tiles_that_fit(1 * gib, 3 * gib) == 1  # never below one tile
 
 
-def test_auto_is_one_tile_on_a_cpu_and_a_number_is_kept():
+def test_auto_on_a_cpu_dreams_photos_of_one_tile_together_and_a_number_is_kept():
+    from dreamer.gallery import _photos_together
+
     _, _, stepper = prepare(STYLE)
-    assert resolve_batch("auto", stepper, 1024, 1024, 512) == 1
+    assert CPU_AUTO_BATCH > 1 and _photos_together("auto") == CPU_AUTO_BATCH and _photos_together(3) == 3
+    assert resolve_batch("auto", stepper, 320, 213, 512) == CPU_AUTO_BATCH
+    assert resolve_batch("auto", stepper, 1024, 1024, 512) == 1  # a big photo's tiles one at a time: memory
     assert resolve_batch(6, stepper, 1024, 1024, 512) == 6
 
 

@@ -237,9 +237,9 @@ def test_bad_config_key_is_one_line_and_exit_2(tiny_gallery, capsys):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_interrupted_build_leaves_a_site_the_next_run_completes(tmp_path, sig):
-    # The second style is slow (24 steps), so the kill lands while it renders.
+    # The second style is slow (120 steps, both photos in one batch: ~2 s), so the kill lands while it renders.
     folder = make_tiny(tmp_path, TINY_TOML.replace("[style.vgg16-deep]\noctaves = 1\nsteps = 2\nevery = 2",
-                                                   "[style.vgg16-deep]\noctaves = 1\nsteps = 24\nevery = 12"))
+                                                   "[style.vgg16-deep]\noctaves = 1\nsteps = 120\nevery = 40"))
     manifest_path = folder / "site" / "manifest.json"
     with open(tmp_path / "stderr.txt", "w") as err:
         proc = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--config", str(folder / "gallery.toml")],
@@ -299,12 +299,15 @@ def test_bad_static_entry_is_one_line(tiny_gallery, capsys):
 
 
 def test_batched_build_dreams_photos_together_with_the_same_results(built, copy):
-    (copy / "gallery.toml").write_text(TINY_TOML.replace("size = 64", "size = 64\nbatch = 2"))
+    # `built` dreamed its two photos (both 64 x 43) together (batch "auto" on a CPU); this copy one at a time
+    (copy / "gallery.toml").write_text(TINY_TOML.replace("size = 64", "size = 64\nbatch = 1"))
     summary = build(copy, force=True)
     assert done(summary) == ALL and summary.ok
     old = json.loads((built[0] / "site" / "manifest.json").read_text())
     new = check_site(copy / "site")
     assert set(new["renders"]) == set(old["renders"])  # batching is speed only: the same keys
+    for style in ("vgg16-eyes", "vgg16-deep"):  # renders dreamed together share their time, each half of it
+        assert len({entry["seconds"] for entry in old["renders"].values() if entry["style"] == style}) == 1
     for key, entry in new["renders"].items():
         with Image.open(copy / "site" / entry["gif"]) as a, Image.open(built[0] / "site" / entry["gif"]) as b:
             assert a.n_frames == b.n_frames
