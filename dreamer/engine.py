@@ -140,7 +140,7 @@ def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: i
     """Dream several images together, their tiles going through the network in the same calls; yield a list
     of frames (one per image, in order) each time `dream` would yield one. Each image keeps its own seed,
     rolls and octaves, so its frames are the ones `dream` makes of it alone. Images of different sizes share
-    calls with a stepper that pads them to one canvas (`stepper.canvas`); others take their steps in turn.
+    network calls where the stepper pads them into one buffer (JAX's); TensorFlow's takes their steps in turn.
 
     The host reads a frame (and the score for `on_step`) only after the next steps are queued, and their
     copy to the host starts as soon as they are computed, so an accelerator does not wait for the host to
