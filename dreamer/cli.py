@@ -102,7 +102,7 @@ def _render(args) -> int:
 
     from dreamer.networks import class_names
     from dreamer.objectives import class_logit
-    from dreamer.render import GifOptions, RenderOptions, render
+    from dreamer.render import GifOptions, RenderOptions, render_many
     from dreamer.zoo import get_style
 
     names = args.styles or ["effnet-lite0-class" if args.target_class else "vgg16-eyes"]
@@ -123,29 +123,38 @@ def _render(args) -> int:
                             gif=GifOptions(frame_ms=args.frame_ms, pingpong=args.pingpong, dither=args.dither))
     many = len(args.inputs) * len(styles) > 1
     failed = 0
-    for input_name in args.inputs:
-        for style in styles:
-            out = _output_paths(args, Path(input_name), style.name, many)
-            still = None if args.no_still else out.with_suffix(".jpg")
-            with tqdm(total=style.total_steps, desc=f"{Path(input_name).name} · {style.name}", unit="step",
-                      leave=False, disable=None) as bar:
-                def on_step(done, total, score, bar=bar, style=style):
-                    bar.set_postfix(octave=f"{(done - 1) // style.steps + 1}/{style.octaves}", score=f"{score:.2f}")
-                    bar.update(done - bar.n)
-                try:
-                    result = render(input_name, style, out, still, options, on_step=on_step)
-                except DreamerError as exc:
-                    failed += 1
-                    print(f"error: {exc}", file=sys.stderr)
-                    continue
-                except OSError as exc:  # an output that cannot be written: the other renders go on
-                    failed += 1
-                    target = exc.filename2 or exc.filename or out  # a rename's target, not its temp file
-                    print(f"error: {target}: {exc.strerror or exc}", file=sys.stderr)
-                    continue
-            print(f"{out}  {result.frames} frames {result.width}x{result.height}  "
-                  f"{result.backend} {result.precision}  {result.seconds:.1f}s")
+    for style in styles:  # a style's photos of one size dream together (render_many)
+        outs = [_output_paths(args, Path(input_name), style.name, many) for input_name in args.inputs]
+        label = Path(args.inputs[0]).name if len(args.inputs) == 1 else f"{len(args.inputs)} inputs"
+        with tqdm(total=style.total_steps, desc=f"{label} · {style.name}", unit="step", leave=False,
+                  disable=None) as bar:
+            def on_step(done, total, score, bar=bar, style=style):
+                if done < bar.n:  # the next photos of the style
+                    bar.reset()
+                bar.set_postfix(octave=f"{(done - 1) // style.steps + 1}/{style.octaves}", score=f"{score:.2f}")
+                bar.update(done - bar.n)
+            try:
+                results = render_many(args.inputs, style,
+                                      [(out, None if args.no_still else out.with_suffix(".jpg")) for out in outs],
+                                      options, on_step=on_step)
+            except DreamerError as exc:  # the style itself failed (its network, its guide): every input with it
+                results = [exc] * len(args.inputs)
+        for out, result in zip(outs, results):
+            if isinstance(result, Exception):
+                failed += 1
+                print(f"error: {_error_line(result, out)}", file=sys.stderr)
+            else:
+                print(f"{out}  {result.frames} frames {result.width}x{result.height}  "
+                      f"{result.backend} {result.precision}  {result.seconds:.1f}s")
     return 1 if failed else 0
+
+
+def _error_line(error: Exception, out: Path) -> str:
+    """A render's failure as one line: a DreamerError as it is; an output that cannot be written named by its
+    target (a rename's, not its temp file's)."""
+    if isinstance(error, OSError):
+        return f"{error.filename2 or error.filename or out}: {error.strerror or error}"
+    return str(error)
 
 
 def _styles(args) -> int:

@@ -154,7 +154,7 @@ def render_many(inputs, style, outputs, options: RenderOptions = RenderOptions()
     """Render several inputs with one style into `outputs` [(gif, still)]: inputs of the same size (or, on an
     accelerator, of the same canvas) dream together, their tiles in the same network calls (`options.batch`
     tiles per call, and so at most that many photos at once). Class styles and zooms render one by one.
-    Returns a RenderResult, or the DreamerError that stopped it, per input."""
+    Returns a RenderResult, or the DreamerError or OSError that stopped it, per input."""
     if style.target_class or options.zoom or len(inputs) == 1:
         return [_attempt(render, name, style, *out, options, on_step) for name, out in zip(inputs, outputs)]
     results, images = {}, {}
@@ -177,7 +177,8 @@ def render_many(inputs, style, outputs, options: RenderOptions = RenderOptions()
 
 
 def _attempt(function, *args):
+    """`function(*args)`, or the DreamerError or OSError (an output that cannot be written) it raised."""
     try:
         return function(*args)
-    except DreamerError as exc:
+    except (DreamerError, OSError) as exc:
         return exc

@@ -61,6 +61,27 @@ def test_an_output_that_cannot_be_written_fails_on_one_line_while_others_render(
         "cat-vgg16-textures.gif", "dog-vgg16-textures.gif", "dog-vgg16-textures.jpg"]
 
 
+def test_photos_of_one_size_dream_together(tmp_path, capsys, monkeypatch):
+    from dreamer import render
+
+    batches = []
+
+    def dream_batch(stepper, images, *args, **kwargs):  # the real one, counted
+        batches.append([image.shape[:2] for image in images])
+        return real(stepper, images, *args, **kwargs)
+
+    real = render.dream_batch
+    monkeypatch.setattr(render, "dream_batch", dream_batch)
+    photos = [write_photo(tmp_path / "cat.png"), tmp_path / "tall.png", write_photo(tmp_path / "dog.png")]
+    Image.fromarray(skimage.data.astronaut()).resize((40, 60)).save(photos[1])
+    assert main(["render", *map(str, photos), *TINY, "-o", str(tmp_path / "out")]) == 0
+    assert sorted(batches) == [[(32, 48), (32, 48)], [(48, 32)]]  # cat and dog at once (batch auto on a CPU)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [str(tmp_path / "out" / f"{p.stem}-vgg16-textures.gif")
+                                                   for p in photos]  # in the order given
+    assert gif_frames(tmp_path / "out" / "tall-vgg16-textures.gif") == (3, (32, 48))
+
+
 @pytest.mark.parametrize("option, value, use", [("--size", "0", "a whole number of pixels from 32 to 4096"),
                                                 ("--size", "1.5", "a whole number of pixels from 32 to 4096"),
                                                 ("--frame-ms", "0", "a whole number of milliseconds from 10 to 60000"),
