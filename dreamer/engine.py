@@ -148,8 +148,7 @@ def dream_batch(stepper, images: list, schedule: Schedule, seeds: list, batch: i
     groups = _by_size(images)
     rngs = [np.random.default_rng(seeds[i]) for group in groups for i in group]
     group_of = [g for g, group in enumerate(groups) for _ in group]  # of each rng
-    bases = [ops.convert_to_tensor(to_unit_range(np.stack([images[i] for i in group])))
-             for group in groups]
+    bases = [ops.convert_to_tensor(to_unit_range(np.stack([images[i] for i in group]))) for group in groups]
     shapes = [octave_shapes(*images[group[0]].shape[:2], schedule.octaves, schedule.octave_scale) for group in groups]
     every_shape = [shape for octaves in shapes for shape in octaves]
     start_octave, frames_of = fused(_octave_start, (1,)), fused(_frames)  # one program per shape, not per op

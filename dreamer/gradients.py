@@ -22,9 +22,9 @@ def _backend():
 
 
 def make_stepper(extract, objective, xla: bool = False):
-    """An object with `advance(images, shifts, step_size, tile_size, batch, lapnorm, keep, octaves) -> (images,
-    scores, kept images or None)` and `whole_octaves` (whether the engine hands it an octave's steps at once or a
-    frame's)."""
+    """An object with `advance(groups, shifts, step_size, tile_size, batch, lapnorm, keep, octaves) -> (images per
+    group, scores, kept images per group or None)`, `whole_octaves` (whether the engine hands it an octave's steps
+    at once or a frame's) and `canvas(octaves, tile_size)` (the shape it pads a render to, or None)."""
     return _backend().Stepper(extract, objective, xla=xla)
 
 

@@ -139,14 +139,14 @@ def render(input_name, style, out_gif, still=None, options: RenderOptions = Rend
     return _save(frames, style, out_gif, still, options, time.perf_counter() - started)
 
 
-def _together(images: dict, stepper, style) -> list[tuple[tuple, list]]:
+def _together(images: dict, stepper, schedule: Schedule) -> list[tuple[tuple, list]]:
     """(the images' shape, or the stepper's canvas, and their keys) for the images that can dream together:
     those of one size, or of one canvas where the stepper pads the octaves of a render to one."""
-    schedule, groups = schedule_of(style), {}
+    groups = {}
     for i, image in images.items():
         shape = image.shape[:2]
         octaves = octave_shapes(*shape, schedule.octaves, schedule.octave_scale)
-        groups.setdefault(stepper.canvas(octaves, style.tile_size) or shape, []).append(i)
+        groups.setdefault(stepper.canvas(octaves, schedule.tile_size) or shape, []).append(i)
     return list(groups.items())
 
 
@@ -164,11 +164,12 @@ def render_many(inputs, style, outputs, options: RenderOptions = RenderOptions()
         except DreamerError as exc:
             results[i] = exc
     _, _, stepper = prepare(style)
-    for shape, same in _together(images, stepper, style):
-        batch = resolve_batch(options.batch, stepper, *shape, style.tile_size)
+    schedule = schedule_of(style)
+    for shape, same in _together(images, stepper, schedule):
+        batch = resolve_batch(options.batch, stepper, *shape, schedule.tile_size)
         for group in (same[k:k + batch] for k in range(0, len(same), batch)):
             started = time.perf_counter()
-            frames = list(dream_batch(stepper, [images[i] for i in group], schedule_of(style),
+            frames = list(dream_batch(stepper, [images[i] for i in group], schedule,
                                       [options.seed] * len(group), batch=batch, on_step=on_step))
             seconds = (time.perf_counter() - started) / len(group)
             for k, i in enumerate(group):

@@ -124,7 +124,7 @@ mixed_compiles.append(canvas.compiles)
 mixed_shapes = [list(frame.shape) for frame in mixed_together[-1]]
 from dreamer.render import _together
 together_keys = {name: [[list(key), members] for key, members in _together(dict(enumerate(mixed + [photo(300)])),
-                                                                           chosen, STYLE)]
+                                                                           chosen, schedule_of(STYLE))]
                  for name, chosen in [("canvas", canvas), ("buckets", by_bucket)]}
 
 # one shape by default: on an accelerator, for photos of one tile
