@@ -44,20 +44,37 @@ def compose(*transforms: Transform) -> Transform:
 def crop(low: float = 0.35, high: float = 1.0, size: int = 224) -> Transform:
     """Square crops with a side of `low` to `high` of the image's short side, at random positions,
     resampled to `size` x `size` bilinearly, without antialiasing: measured on static into bananas (seed 0,
-    448 px, 250 steps), antialiased crops grew a close-up of banana peel, plain ones a bunch of bananas."""
+    448 px, 250 steps), antialiased crops grew a close-up of banana peel, plain ones a bunch of bananas.
+    Pixel centres map to pixel centres and samples past an edge take the edge's value, as in
+    `ops.image.scale_and_translate` (linear, no antialias); a crop is axis-aligned, so it is two
+    gathers of rows and columns, which cost far less than that op's gradient on a CPU."""
     def apply(images, uniforms):
         height, width = images.shape[1], images.shape[2]
-        crops = []
-        for i in range(images.shape[0]):
-            side = (low + (high - low) * uniforms[i, 0]) * min(height, width)
-            scale = size / side
-            top, left = uniforms[i, 1] * (height - side), uniforms[i, 2] * (width - side)
-            crops.append(ops.image.scale_and_translate(
-                images[i:i + 1], (1, size, size, 3), ops.stack([scale, scale]),
-                ops.stack([-top * scale, -left * scale]), spatial_dims=(1, 2), method="linear", antialias=False))
-        return ops.concatenate(crops, axis=0)
+        side = (low + (high - low) * uniforms[:, 0]) * min(height, width)
+        top, left = uniforms[:, 1] * (height - side), uniforms[:, 2] * (width - side)
+        offsets = (ops.arange(size, dtype="float32") + 0.5)[None] * (side / size)[:, None] - 0.5  # (B, size)
+        rows = _lerp_rows(images, top[:, None] + offsets)  # (B, size, W, C)
+        columns = _lerp_rows(ops.transpose(rows, (0, 2, 1, 3)), left[:, None] + offsets)
+        return ops.transpose(columns, (0, 2, 1, 3))
 
     return Transform(3, apply)
+
+
+def _lerp_rows(images, positions):
+    """The rows of `images` (B, H, W, C) at `positions` (B, n), each between its two nearest rows linearly,
+    positions past an edge clamped to it: (B, n, W, C), by gathers from the batch's rows stacked."""
+    batch, height = images.shape[0], images.shape[1]
+    stacked = ops.reshape(images, (-1,) + tuple(images.shape[2:]))
+    below = ops.floor(positions)
+    fraction = ops.reshape(positions - below, (batch, -1, 1, 1))
+    first = ops.arange(batch, dtype="int32")[:, None] * height
+    below = ops.cast(below, "int32")
+
+    def take(index):
+        return ops.reshape(ops.take(stacked, first + ops.clip(index, 0, height - 1), axis=0),
+                           (batch, -1) + tuple(images.shape[2:]))
+
+    return take(below) * (1.0 - fraction) + take(below + 1) * fraction
 
 
 def rotate(degrees: float = 10.0) -> Transform:

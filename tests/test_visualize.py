@@ -88,6 +88,19 @@ def test_crop_takes_the_drawn_square_and_compose_splits_the_draws():
     assert out.shape == (210, 210, 3) and np.abs(out - expected)[2:-2, 2:-2].mean() < 0.005
 
 
+def test_crop_samples_the_image_as_scale_and_translate_does():
+    """The crop's gathers give what Keras's resampling op gives (linear, no antialias), edges included."""
+    images = ops.convert_to_tensor(np.random.default_rng(0).uniform(-1, 1, (5, 90, 131, 3)), "float32")
+    uniforms = np.concatenate([np.random.default_rng(1).uniform(size=(3, 3)), [[0, 0, 0], [1, 1, 1]]]).astype("f4")
+    out = np.asarray(transforms.crop(size=64)(images, ops.convert_to_tensor(uniforms)))
+    for i, (u_side, u_top, u_left) in enumerate(uniforms):
+        side = (0.35 + 0.65 * u_side) * 90
+        scale, top, left = 64 / side, u_top * (90 - side), u_left * (131 - side)
+        expected = ops.image.scale_and_translate(images[i:i + 1], (1, 64, 64, 3), [scale, scale],
+                                                 [-top * scale, -left * scale], (1, 2), "linear", antialias=False)
+        assert np.abs(out[i] - np.asarray(expected)[0]).max() < 2e-4, i
+
+
 def test_a_shorter_recipe_keeps_the_total_decay():
     assert recipe_for(250) == Recipe()
     short = recipe_for(80)

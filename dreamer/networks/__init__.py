@@ -38,12 +38,21 @@ class KerasNetwork:
                 if layer.__class__.__name__ != "InputLayer"]
 
     def extractor(self, layers):
-        """A callable mapping images to {layer name: activations} for `layers`."""
+        """A callable mapping images to {layer name: activations} for `layers`: through the model with its batch
+        norms folded into their convolutions (`folding`), unless a layer wanted is one of those convolutions."""
         import keras
 
         check_layers(self.layer_names(), layers)
-        outputs = {name: self.model.get_layer(name).output for name in layers}
-        return keras.Model(self.model.input, outputs)
+        if self._folded is not None and all(name in self._folded[1] for name in layers):
+            image, outputs = self._folded
+            return keras.Model(image, {name: outputs[name] for name in layers})
+        return keras.Model(self.model.input, {name: self.model.get_layer(name).output for name in layers})
+
+    @functools.cached_property
+    def _folded(self):
+        from dreamer.networks.folding import fold
+
+        return fold(self.model)
 
 
 def check_layers(known: list[str], wanted) -> None:
