@@ -59,6 +59,27 @@ def test_a_pre_batch_norm_convolution_is_still_there_to_dream_on():
     assert len(batch_norms(extract)) >= 1 and "block5_dw_conv" in extract.output
 
 
+def test_a_convolution_with_a_bias_and_a_depthwise_multiplier_fold_exactly():
+    image = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(6, 3, padding="same", use_bias=True, name="conv")(image)
+    x = keras.layers.BatchNormalization(center=False, epsilon=0.01, name="bn")(x)
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, name="dw")(x)
+    x = keras.layers.BatchNormalization(scale=True, name="dw_bn")(x)
+    model = keras.Model(image, keras.layers.ReLU(name="relu")(x))
+    rng = np.random.default_rng(0)
+    for layer in model.layers[1:]:
+        layer.set_weights([rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path else rng.normal(size=w.shape)
+                           for w in layer.weights])
+    assert set(foldable_pairs(model)) == {"bn", "dw_bn"}
+    new_image, outputs = fold(model)
+    photo = ops.convert_to_tensor(rng.uniform(-1, 1, (2, 20, 24, 3)), "float32")
+    expected = keras.Model(model.input, {n: model.get_layer(n).output for n in ("bn", "dw_bn", "relu")})(photo)
+    got = keras.Model(new_image, {n: outputs[n] for n in ("bn", "dw_bn", "relu")})(photo)
+    for name in expected:
+        np.testing.assert_allclose(np.asarray(got[name]), np.asarray(expected[name]), rtol=1e-4, atol=1e-4)
+    assert "conv" not in outputs and "dw" not in outputs
+
+
 def test_layers_without_a_convolution_before_them_stay():
     image = keras.Input((None, None, 3))
     conv = keras.layers.Conv2D(4, 3, activation="relu", name="conv_relu")(image)  # an activation: cannot fold
