@@ -134,6 +134,16 @@ jax.default_backend = lambda: "gpu"  # what the default asks; nothing runs after
 pads += [by_bucket.canvas(octaves_of_200, 512), by_bucket.canvas(octaves_of_200, 128),
          Stepper(extract, objective, one_shape=False).canvas(octaves_of_200, 512)]
 
+# the weights are the program's arguments, not constants folded into it
+import re
+program = stepper.compiled([np.zeros((1, 64, 64, 3), np.float32)], np.zeros((2, 1, 2), np.int32), 0.03, 512)
+constants = [int(np.prod([int(d) for d in dims.split(",") if d]))
+             for dims in re.findall(r"= \\w+\\[([\\d,]*)\\]\\S* constant\\(", program.as_text())]
+weights = [int(np.prod(w.shape)) for w in jax.tree_util.tree_leaves(stepper._weights())]
+weights_as_arguments = {"arguments": len(jax.tree_util.tree_leaves(program.input_shardings[0])),
+                        "weights": len(weights), "largest_constant": max(constants, default=0),
+                        "smallest_weight": min(weights)}
+
 programs_dir = Path(jax.config.jax_compilation_cache_dir)  # the test's own: every program compiles afresh
 print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in programs_dir.iterdir()),
                   "fold_errors": fold_errors, "backend": keras.backend.backend(),
@@ -146,7 +156,8 @@ print(json.dumps({"cached_programs": sorted(p.name.split("-")[0] for p in progra
                   "one_shape_compiles": one_shape_compiles, "one_shape_gain": one_shape_gain,
                   "one_shape_frames": len(one_shape_frames), "pads": pads, "mixed_compiles": mixed_compiles,
                   "mixed_error": mixed_error, "mixed_shapes": mixed_shapes, "together_keys": together_keys,
-                  "tile_errors": tile_errors, "convolutions": convolutions, "tiled_gain": tiled_gain}))
+                  "tile_errors": tile_errors, "convolutions": convolutions, "tiled_gain": tiled_gain,
+                  "weights_as_arguments": weights_as_arguments}))
 """
 
 
@@ -265,3 +276,9 @@ def test_jax_keeps_compiled_programs_in_the_dreamer_cache():
 
 def test_jax_keeps_compiled_programs_for_the_next_run(jax_run):
     assert {"jit_advance", "jit__frames", "jit__octave_start"} <= set(jax_run["cached_programs"])  # small ones too
+
+
+def test_jax_passes_the_weights_to_its_program_as_arguments(jax_run):
+    found = jax_run["weights_as_arguments"]
+    assert found["arguments"] > found["weights"] >= 20  # VGG16 to block4_conv3: 10 kernels and 10 biases
+    assert found["largest_constant"] < found["smallest_weight"]  # none of them folded in as a constant
