@@ -199,7 +199,8 @@ def main(argv=None) -> int:
     """Entry point of `dreamer` and `python -m dreamer`."""
     args = _parser().parse_args(argv)
     try:
-        activate(getattr(args, "backend", None))
+        if args.command != "styles":  # the others load networks
+            activate(getattr(args, "backend", None))
         return {"render": _render, "styles": _styles, "layers": _layers, "fetch": _fetch}[args.command](args)
     except DreamerError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -49,3 +49,29 @@ def test_a_backend_that_is_not_installed_is_one_line_with_the_install_command(tm
     assert done.returncode == 2
     assert done.stderr == ("error: the jax backend is not installed: pip install -e '.[jax]' "
                            '(on an NVIDIA GPU, a CUDA build too: pip install -U "jax[cuda12]")\n')
+
+
+def test_native_log_lines_are_dropped_and_the_rest_passed_on():
+    script = """
+import os, sys
+from dreamer.backends import native_logs_dropped
+with native_logs_dropped():
+    os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
+    os.write(2, b"I0000 00:00:1795776614.175553   32660 port.cc:153] oneDNN custom operations are on.\\n")
+    os.write(2, b"E0000 00:00:1795773713.679777   27215 cuda_platform.cc:52] failed call to cuInit\\n")
+    os.write(2, b"a native message of another kind\\n")
+    print("a Python warning", file=sys.stderr)
+print("after", file=sys.stderr)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    assert done.stderr == "a native message of another kind\na Python warning\nafter\n"
+
+
+def test_a_render_writes_nothing_to_stderr(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "dreamer", "render", "noise:32x32", "--style", "vgg16-eyes",
+                           "--octaves", "1", "--steps", "1", "--every", "1", "-o", str(tmp_path / "n.gif")],
+                          capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith(str(tmp_path / "n.gif"))
+    assert done.stderr == ""
