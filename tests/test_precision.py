@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from keras.backend import standardize_dtype
 
 from dreamer import precision
 from dreamer.cache import render_key
 from dreamer.cli import main
 from dreamer.errors import DreamerError
+from dreamer.render import prepare
 from dreamer.zoo import get_style
 
 from conftest import REPO, make_tiny
@@ -58,11 +61,6 @@ def test_auto_resolves_from_the_hardware_and_names_pass_through(monkeypatch, cpu
 
 
 def test_only_the_network_runs_in_bfloat16():
-    import numpy as np
-    from keras.backend import standardize_dtype
-
-    from dreamer.render import prepare
-
     extract, _, stepper = prepare(get_style("vgg16-eyes").replace(precision="bfloat16"))
     image = np.random.default_rng(0).uniform(-1, 1, (1, 48, 48, 3)).astype(np.float32)
     assert standardize_dtype(extract(image)["block4_conv3"].dtype) == "bfloat16"
