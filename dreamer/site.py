@@ -78,8 +78,7 @@ def _cell(job, row, column, manifest, output: Path) -> dict:
     entry = manifest.renders.get(job.key) if job.key else None
     if entry and (output / entry["gif"]).is_file() and (output / entry["still"]).is_file():
         cell.update(state="ready", gif=entry["gif"], still=entry["still"], width=entry["width"],
-                    height=entry["height"], frames=entry["frames"], seconds=entry["seconds"],
-                    alt=f"{row['name']} dreamed with {column['name']}")
+                    height=entry["height"], alt=f"{row['name']} dreamed with {column['name']}")
     elif job.status == "failed":
         cell.update(state="failed", message=job.message)
     return cell
