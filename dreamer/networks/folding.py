@@ -64,8 +64,7 @@ def fold(model):
     pairs = foldable_pairs(model)
     if not pairs:
         return None
-    convs = {conv.name: folded_convolution(conv, batch_norm)
-             for batch_norm, conv in ((model.get_layer(name), conv) for name, conv in pairs.items())}
+    convs = {conv.name: folded_convolution(conv, model.get_layer(name)) for name, conv in pairs.items()}
     outputs = {}
 
     def call(layer, *args, **kwargs):
