@@ -4,9 +4,14 @@
     python build.py                  render what is new or changed, reuse the rest, write the pages
     python build.py --dry-run        say what would render and what would be deleted
     python build.py --only chelsea.jpg --only vgg16-eyes --force
+    python build.py --verify         check every file of the site against the manifest's sha256
+
+A build writes, replaces and deletes only the files its manifest records as Dreamer's; it never writes an
+input, and one build at a time runs in an output folder (--wait waits for the one running).
 """
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -15,7 +20,10 @@ sys.path.insert(0, str(HERE))  # works from a fresh clone, installed or not
 
 from dreamer.errors import DreamerError  # noqa: E402
 from dreamer.gallery import build  # noqa: E402
+from dreamer.lock import holding  # noqa: E402
 from dreamer.settings import load  # noqa: E402
+from dreamer.site_files import STATE  # noqa: E402
+from dreamer.verify import verify  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -25,9 +33,18 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", default=[], metavar="STYLE_OR_INPUT",
                         help="render only this style or input file (repeatable); the rest is kept as it is")
     parser.add_argument("--dry-run", action="store_true", help="show what would render; write nothing")
+    parser.add_argument("--verify", action="store_true",
+                        help="check every file's sha256 and every GIF's frames against the manifest; build nothing")
+    parser.add_argument("--wait", action="store_true", help="if another build holds the site, wait for it")
     args = parser.parse_args(argv)
     try:
-        summary = build(load(args.config), force=args.force, only=args.only, dry_run=args.dry_run)
+        settings = load(args.config)
+        if args.verify:
+            lock = holding(settings.output / STATE, settings.output, wait=args.wait) if settings.output.is_dir() \
+                else contextlib.nullcontext()
+            with lock:
+                return 1 if verify(settings.output, sys.stdout) else 0
+        summary = build(settings, force=args.force, only=args.only, dry_run=args.dry_run, wait=args.wait)
     except DreamerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from dreamer.atomic import atomic_path
+from dreamer.marks import gif_comment, still_exif
 
 # What palette="auto" means. Measured with bench/bench_gif.py (30 frames of 512 px fading
 # skimage's astronaut into a strongly recoloured, rippled version of it, no dithering):
@@ -47,6 +48,7 @@ def encode_gif(
     pingpong=False,
     palette="auto",
     dither=False,
+    meta=None,
 ) -> GifInfo:
     """Write `frames` (uint8 H x W x 3 arrays, all one size) to `path` as a GIF that loops forever.
 
@@ -55,8 +57,9 @@ def encode_gif(
     the end frames twice in a row. Frames that are equal after quantisation are merged into
     one with the summed duration. `palette` is "per-frame" (an adaptive palette each),
     "shared" (one palette from a sample of all frames) or "auto" (AUTO_PALETTE); `dither`
-    turns on Floyd-Steinberg dithering. The file is written atomically, then optimised with
-    `gifsicle -O3` when gifsicle is on PATH and succeeds.
+    turns on Floyd-Steinberg dithering. The GIF's comment marks it as Dreamer's, with `meta` (a dict:
+    what made it). The file is written atomically, then optimised with `gifsicle -O3` (which keeps the
+    comment) when gifsicle is on PATH and succeeds.
     """
     if palette not in PALETTES:
         raise ValueError(f"unknown palette {palette!r}; use one of {', '.join(PALETTES)}")
@@ -82,20 +85,23 @@ def encode_gif(
 
     path = Path(path)
     with atomic_path(path) as tmp:
-        images[0].save(tmp, "GIF", save_all=True, append_images=images[1:], duration=times, loop=0)
+        images[0].save(tmp, "GIF", save_all=True, append_images=images[1:], duration=times, loop=0,
+                       comment=gif_comment(**(meta or {})))
         _gifsicle(tmp)
     return GifInfo(path, len(images), width, height, path.stat().st_size)
 
 
 def save_still(frame, path, quality=90) -> Path:
-    """Write one uint8 H x W x 3 frame atomically as JPEG, PNG or WebP, chosen by the suffix."""
+    """Write one uint8 H x W x 3 frame atomically as JPEG, PNG or WebP, chosen by the suffix, marked as
+    Dreamer's in its EXIF."""
     path = Path(path)
     fmt = _STILL_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"{path}: cannot tell the image format; use .jpg, .png or .webp")
     (frame,) = _checked([frame])
     with atomic_path(path) as tmp:
-        Image.fromarray(frame).save(tmp, fmt, **({} if fmt == "PNG" else {"quality": quality}))
+        options = {"PNG": {}, "JPEG": {"quality": quality, "optimize": True}}.get(fmt, {"quality": quality})
+        Image.fromarray(frame).save(tmp, fmt, exif=still_exif(), **options)
     return path
 
 

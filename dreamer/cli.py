@@ -9,6 +9,7 @@ from dreamer.backends import BACKENDS, activate
 from dreamer.batching import check_batch
 from dreamer.errors import DreamerError
 from dreamer.precision import PRECISIONS
+from dreamer.safety import Inputs, check_outputs
 from dreamer.settings import MAX_SEED, MAX_SIZE, MIN_SIZE
 
 
@@ -54,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--frame-ms", type=_whole_number(10, 60_000, "milliseconds"), default=120,
                         help="duration of each frame (120)")
     render.add_argument("--no-still", action="store_true", help="do not write the final frame as a JPEG")
+    render.add_argument("--overwrite", action="store_true",
+                        help="replace existing files at the output paths that Dreamer did not write (never an input)")
 
     sub.add_parser("styles", help="list the styles with their network, layers and parameters")
     layers = sub.add_parser("layers", help="list a network's layers with their output shapes")
@@ -122,9 +125,15 @@ def _render(args) -> int:
     options = RenderOptions(size=args.size, seed=args.seed, batch=args.batch, zoom=args.zoom,
                             gif=GifOptions(frame_ms=args.frame_ms, pingpong=args.pingpong, dither=args.dither))
     many = len(args.inputs) * len(styles) > 1
+    outputs = {style.name: [_output_paths(args, Path(name), style.name, many) for name in args.inputs]
+               for style in styles}
+    written = [(kind, path) for outs in outputs.values() for gif in outs
+               for kind, path in (("the GIF", gif), ("the still", None if args.no_still else gif.with_suffix(".jpg")))
+               if path is not None]
+    check_outputs(written, Inputs([*args.inputs, *([args.guide] if args.guide else [])]), args.overwrite)
     failed = 0
     for style in styles:  # a style's photos of one size dream together (render_many)
-        outs = [_output_paths(args, Path(input_name), style.name, many) for input_name in args.inputs]
+        outs = outputs[style.name]
         label = Path(args.inputs[0]).name if len(args.inputs) == 1 else f"{len(args.inputs)} inputs"
         with tqdm(total=style.total_steps, desc=f"{label} · {style.name}", unit="step", leave=False,
                   disable=None) as bar:

@@ -1,9 +1,10 @@
 """The gallery build: plan (render / reuse / delete), prepare the photos, render one job at a time.
 
-Planning reads only the inputs' bytes and site/manifest.json, so a build with nothing to render
-never imports TensorFlow. Each job ends with a status instead of raising; the manifest and the
-pages are rewritten after every finished render, so an interrupted build leaves a valid site
-and the next one resumes.
+Planning reads only the inputs' bytes and the site's manifest, so a build with nothing to render
+never imports TensorFlow. A build holds the output folder's lock, and writes, replaces and deletes only
+the files its manifest records as Dreamer's (dreamer.site_files). Each job ends with a status instead of
+raising; the manifest and the pages are rewritten after every finished render, so an interrupted build
+leaves a valid site and the next one resumes.
 """
 
 import hashlib
@@ -13,16 +14,18 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dreamer import ENGINE_VERSION
-from dreamer.atomic import atomic_path
-from dreamer.backends import activate, chosen_backend
+from dreamer import ENGINE_VERSION, recover
+from dreamer.backends import activate
 from dreamer.cache import Manifest, file_digest, photo_key, render_key, style_definition
 from dreamer.errors import DreamerError
+from dreamer.lock import holding
+from dreamer.marks import read_mark
+from dreamer.safety import Inputs, UnsafeWrite
 from dreamer.settings import ConfigError, Settings
+from dreamer.site_files import MANIFEST, PHOTOS, RENDERS, STATE, SiteFiles
 from dreamer.zoo import Style
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"}
-RENDERS, PHOTOS, MANIFEST = "renders", "photos", "manifest.json"
 
 
 def slug(text: str) -> str:
@@ -91,7 +94,10 @@ class Plan:
     manifest: Manifest
     photos: list[Photo]
     jobs: list[Job]
-    stale: list[Path]  # unreferenced files under site/renders and site/photos
+    files: SiteFiles  # the site's files that are Dreamer's
+    wanted: list[str]  # every file the site needs, relative to it
+    stale: list[str]  # Dreamer's files the site no longer needs
+    notes: list[str] = field(default_factory=list)  # warnings for the user, one line each
 
     def __post_init__(self):
         self._index = {(j.photo.name, j.style.name): j for j in self.jobs}
@@ -141,8 +147,10 @@ def list_inputs(folder: Path) -> list[Path]:
 
 
 def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
-    """Decide every job from the inputs' hashes and the manifest; touches no file."""
-    manifest = Manifest.load(settings.output / MANIFEST)
+    """Decide every job from the inputs' hashes, the manifest and the files on disk; writes no file.
+    A lost or corrupt manifest (or a version-1 one) is rebuilt from the files on disk, in memory."""
+    output = settings.output
+    manifest = Manifest.load(output / MANIFEST)
     photos = []
     for path in list_inputs(settings.inputs):
         try:
@@ -161,46 +169,115 @@ def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
                           f"{', '.join(s.name for s in settings.styles)}; inputs: "
                           f"{', '.join(p.name for p in photos) or 'none'}")
 
+    from dreamer import site
+
+    files = SiteFiles(output, manifest, Inputs(_read_files(settings, photos)))
     options = settings.render_options()
-    jobs = []
+    jobs = [Job(photo, style, render_key(photo.sha256, style, options) if photo.sha256 else None, "")
+            for photo in photos for style in settings.styles]
+    notes = _recover(files, settings, photos, jobs, site.static_sources(settings))
+    for job in jobs:
+        cached = job.key is not None and _rendered(files, job.key, notes)
+        selected = not only or bool({job.style.name, job.photo.name, job.photo.path.stem} & only)
+        job.action = "render" if selected and (force or not cached) else "reuse" if cached else "skip"
+
+    wanted = _wanted(settings, photos, jobs)
+    stale = files.stale(wanted)
+    files.check(wanted, stale)
+    return Plan(settings, manifest, photos, jobs, files, wanted, stale, notes)
+
+
+def _read_files(settings: Settings, photos: list[Photo]) -> list[Path]:
+    """Every file a build reads: photos, guide images, the config file, the templates. None may be written."""
+    paths = [p.path for p in photos] + [Path(s.guide) for s in settings.styles if s.guide]
+    if settings.source != "settings":
+        paths.append(Path(settings.source))
+    if settings.templates is not None:
+        paths += [f for f in settings.templates.rglob("*") if f.is_file()]
+    return paths
+
+
+def _wanted(settings: Settings, photos: list[Photo], jobs: list[Job]) -> list[str]:
+    """Every file the site needs (relative to it), the manifest aside."""
+    from dreamer import site
+
+    renders = [name for job in jobs if job.key for name in (job.gif, job.still)]
+    return [*renders, *(p.file for p in photos if p.key), *site.site_names(settings, [p.name for p in photos])]
+
+
+def _recover(files: SiteFiles, settings: Settings, photos: list[Photo], jobs: list[Job], static: dict) -> list[str]:
+    """Rebuild a version-1, lost or corrupt manifest from the files on disk (in memory); the warning, if any."""
+    manifest, output = files.manifest, files.output
+    if manifest.found == "legacy":
+        recover.adopt_legacy(files, static)
+        return []
+    if manifest.found == "ok" or not output.is_dir() or not any(f.name != STATE for f in output.iterdir()):
+        return []
+    recover.adopt_marked(files, static)
+    for job in jobs:
+        found = recover.on_disk(files, job.gif, job.still) if job.key else None
+        if found and found["mark"].get("frames"):
+            mark = found["mark"]
+            manifest.renders[job.key] = render_entry(job, settings, frames=mark["frames"], seconds=None,
+                                                     backend=mark.get("backend"), precision=mark.get("precision"),
+                                                     **{k: found[k] for k in ("gif_frames", "width", "height")},
+                                                     files=files)
     for photo in photos:
-        for style in settings.styles:
-            key = render_key(photo.sha256, style, options) if photo.sha256 else None
-            cached = key is not None and _rendered(settings.output, manifest, key)
-            selected = not only or bool({style.name, photo.name, photo.path.stem} & only)
-            if selected and (force or not cached):
-                action = "render"
-            else:
-                action = "reuse" if cached else "skip"
-            jobs.append(Job(photo, style, key, action))
-
-    keep = {j.key for j in jobs} | {p.key for p in photos}
-    stale = [f for sub in (RENDERS, PHOTOS) if (settings.output / sub).is_dir()
-             for f in sorted((settings.output / sub).iterdir())
-             if f.is_file() and f.name.split(".")[0] not in keep]  # leftover .tmp files too
-    return Plan(settings, manifest, photos, jobs, stale)
+        if photo.key and files.owns(photo.file):
+            manifest.photos[photo.key] = _photo_entry(photo, files)
+    return [f"warning: {output / MANIFEST} was {manifest.found}: rebuilt from the files on disk "
+            f"({len(manifest.renders)} complete renders recognised)"]
 
 
-def _rendered(output: Path, manifest: Manifest, key: str) -> bool:
-    entry = manifest.renders.get(key)
-    return bool(entry) and (output / entry["gif"]).is_file() and (output / entry["still"]).is_file()
+def _rendered(files: SiteFiles, key: str, notes: list[str]) -> bool:
+    """Whether render `key` is in the site, both its files with the bytes the manifest recorded."""
+    entry = files.manifest.renders.get(key)
+    if not entry:
+        return False
+    changed = [name for name in (entry["gif"], entry["still"]) if not files.intact(name)]
+    for name in changed:
+        if (files.output / name).exists():
+            notes.append(f"warning: {files.output / name} changed since Dreamer wrote it (its sha256 is not the "
+                         "manifest's): rendering it again")
+    return not changed
 
 
-def build(settings: Settings, force: bool = False, only=(), dry_run: bool = False, out=None) -> Summary:
-    """Build the site in settings.output; print progress to `out` (stdout) and a summary line."""
+def check_folder(output: Path) -> None:
+    """Refuse, before anything is written, an output folder that is neither new, empty, nor a Dreamer site
+    (one with Dreamer's state folder, manifest or index page)."""
+    if not output.is_dir() or not any(output.iterdir()) or (output / STATE).is_dir():
+        return
+    if Manifest.load(output / MANIFEST).found in ("ok", "legacy") or read_mark(output / "index.html") is not None:
+        return
+    raise UnsafeWrite(f"{output}: not empty and not a Dreamer site (no Dreamer manifest.json); set output in the "
+                      "gallery's settings to a new or empty folder, or empty this one")
+
+
+def build(settings: Settings, force: bool = False, only=(), dry_run: bool = False, out=None,
+          wait: bool = False) -> Summary:
+    """Build the site in settings.output; print progress to `out` (stdout) and a summary line. The build holds
+    the folder's lock: another build there fails at once on one line, or with `wait` waits for it."""
     out = out or sys.stdout
-    plan = make_plan(settings, force=force, only=only)
+    check_folder(settings.output)
     if dry_run:
-        return _dry_run(plan, out)
+        return _dry_run(make_plan(settings, force=force, only=only), out)
+    with holding(settings.output / STATE, settings.output, wait=wait):
+        return _build(make_plan(settings, force=force, only=only), out)
 
+
+def _build(plan: Plan, out) -> Summary:
     from tqdm import tqdm
 
     from dreamer import site
 
-    output, manifest = settings.output, plan.manifest
-    output.mkdir(parents=True, exist_ok=True)
+    settings, manifest, files = plan.settings, plan.manifest, plan.files
+    output = settings.output
+    for note in plan.notes:
+        print(note, file=sys.stderr)
+    files.claim(plan.wanted)  # before the first write: what a killed build leaves is known as Dreamer's
+    files.save()
     for photo in plan.photos:
-        prepare_photo(photo, settings, manifest)
+        prepare_photo(photo, settings, files)
         if photo.error:
             print(f"error: {photo.error}", file=sys.stderr)
     for job in plan.jobs:
@@ -213,10 +290,11 @@ def build(settings: Settings, force: bool = False, only=(), dry_run: bool = Fals
     keys = {j.key for j in plan.jobs}
     manifest.renders = {k: v for k, v in manifest.renders.items() if k in keys}
     manifest.photos = {k: v for k, v in manifest.photos.items() if k in {p.key for p in plan.photos}}
-    manifest.save(output / MANIFEST)
     site.write_site(plan)
-    for path in plan.stale:
-        path.unlink(missing_ok=True)
+    files.save()
+    for name in plan.stale:
+        files.remove(name)
+    files.save()
 
     todo = _in_render_order([j for j in plan.jobs if j.status == "pending"], settings)
     finished = set()  # keys rendered in this run: two inputs with the same bytes share a render
@@ -237,7 +315,7 @@ def build(settings: Settings, force: bool = False, only=(), dry_run: bool = Fals
                     label = fresh[0].label if len(fresh) == 1 else f"{len(fresh)} photos · {fresh[0].style.name}"
                     with tqdm(total=fresh[0].style.total_steps, desc=label, unit="step", position=1,
                               leave=False, dynamic_ncols=True, disable=None) as bar:
-                        run_jobs(fresh, settings, manifest, on_step=_stepper(bar))
+                        run_jobs(fresh, settings, files, on_step=_stepper(bar))
                 for job in fresh:
                     _report(job, manifest, overall)
                     overall.update(1)
@@ -251,10 +329,12 @@ def build(settings: Settings, force: bool = False, only=(), dry_run: bool = Fals
                         _report(job, manifest, overall)
                     overall.update(1)
                 if any(job.status == "rendered" for job in fresh):
-                    manifest.save(output / MANIFEST)
+                    files.save()
                     site.write_site(plan)
     finally:
         site.write_site(plan)
+        files.settle()
+        files.save()
 
     summary = Summary(jobs=plan.jobs)
     for job in plan.jobs:
@@ -285,13 +365,12 @@ def _report(job: Job, manifest: Manifest, overall) -> None:
         overall.write(f"error: {job.message}", file=sys.stderr)
 
 
-def prepare_photo(photo: Photo, settings: Settings, manifest: Manifest) -> None:
-    """Write the photo resized to the gallery size as site/photos/<key>.jpg, unless it is there;
+def prepare_photo(photo: Photo, settings: Settings, files: SiteFiles) -> None:
+    """Write the photo resized to the gallery size as site/photos/<key>.jpg, unless it is there intact;
     an unusable photo gets `photo.error` (one line naming the file)."""
-    if photo.error or (photo.key in manifest.photos and (settings.output / photo.file).is_file()):
+    if photo.error or (photo.key in files.manifest.photos and files.intact(photo.file)):
         return
-    from PIL import Image
-
+    from dreamer.animate import save_still
     from dreamer.images import input_image
 
     try:
@@ -299,12 +378,18 @@ def prepare_photo(photo: Photo, settings: Settings, manifest: Manifest) -> None:
     except DreamerError as exc:
         photo.error = one_line(exc)
         return
-    target = settings.output / photo.file
-    with atomic_path(target) as tmp:
-        Image.fromarray(image).save(tmp, "JPEG", quality=90, optimize=True)
-    manifest.photos[photo.key] = {"input": photo.name, "sha256": photo.sha256, "file": photo.file,
-                                  "width": image.shape[1], "height": image.shape[0],
-                                  "bytes": target.stat().st_size}
+    save_still(image, settings.output / photo.file)
+    files.adopt(photo.file)
+    files.manifest.photos[photo.key] = _photo_entry(photo, files)
+
+
+def _photo_entry(photo: Photo, files: SiteFiles) -> dict:
+    from PIL import Image
+
+    with Image.open(files.output / photo.file) as image:
+        width, height = image.size
+    return {"input": photo.name, "sha256": photo.sha256, "file": photo.file, "width": width, "height": height,
+            "bytes": files.names[photo.file]["bytes"]}
 
 
 def _in_render_order(jobs: list[Job], settings: Settings) -> list[Job]:
@@ -343,7 +428,7 @@ def _groups(jobs: list[Job], size: int):
         yield group
 
 
-def run_jobs(jobs: list[Job], settings: Settings, manifest: Manifest, on_step=None) -> list[Job]:
+def run_jobs(jobs: list[Job], settings: Settings, files: SiteFiles, on_step=None) -> list[Job]:
     """Render jobs of one style into site/renders (photos of the same size or canvas dream together, `batch`
     tiles per network call) and record them in the manifest; a failure sets its job's status only."""
     output = settings.output
@@ -361,17 +446,25 @@ def run_jobs(jobs: list[Job], settings: Settings, manifest: Manifest, on_step=No
         if isinstance(result, Exception):
             job.status, job.message = "failed", f"{job.label}: {one_line(result)}"
             continue
-        manifest.renders[job.key] = {
-            "input": job.photo.name, "input_sha256": job.photo.sha256,
-            "style": job.style.name, "definition": style_definition(job.style),
-            "options": settings.render_options(), "precision": result.precision, "backend": chosen_backend(),
-            "engine": ENGINE_VERSION, "frames": result.frames, "seconds": round(result.seconds, 2),
-            "width": result.width, "height": result.height,
-            "bytes": (output / job.gif).stat().st_size, "still_bytes": (output / job.still).stat().st_size,
-            "gif": job.gif, "still": job.still,
-        }
+        files.adopt(job.gif)
+        files.adopt(job.still)
+        files.manifest.renders[job.key] = render_entry(
+            job, settings, frames=result.frames, gif_frames=result.gif_frames, width=result.width,
+            height=result.height, seconds=round(result.seconds, 2), backend=result.backend,
+            precision=result.precision, files=files)
         job.status = "rendered"
     return jobs
+
+
+def render_entry(job: Job, settings: Settings, *, frames, gif_frames, width, height, seconds, backend, precision,
+                 files: SiteFiles) -> dict:
+    """The manifest's entry of a render whose files are recorded in `files`."""
+    return {"input": job.photo.name, "input_sha256": job.photo.sha256, "style": job.style.name,
+            "definition": style_definition(job.style), "options": settings.render_options(),
+            "precision": precision, "backend": backend, "engine": ENGINE_VERSION, "frames": frames,
+            "gif_frames": gif_frames, "seconds": seconds, "width": width, "height": height,
+            "bytes": files.names[job.gif]["bytes"], "still_bytes": files.names[job.still]["bytes"],
+            "gif": job.gif, "still": job.still}
 
 
 def _dry_run(plan: Plan, out) -> Summary:
@@ -389,8 +482,10 @@ def _dry_run(plan: Plan, out) -> Summary:
             summary.reused += 1
         else:
             summary.skipped += 1
-    for path in plan.stale:
-        print(f"would delete {path}", file=out)
+    for note in plan.notes:
+        print(note, file=out)
+    for name in plan.stale:
+        print(f"would delete {plan.settings.output / name}", file=out)
     summary.deleted = len(plan.stale)
     print(summary.line(), file=out)
     return summary

@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from dreamer import objectives
+from dreamer import ENGINE_VERSION, objectives
 from dreamer.animate import encode_gif, save_still
 from dreamer.batching import resolve_batch
 from dreamer.engine import Schedule, dream, dream_batch, octave_shapes, zoom_dream
@@ -47,7 +47,8 @@ class RenderOptions:
 class RenderResult:
     gif: Path
     still: Path | None
-    frames: int
+    frames: int  # the engine's frames
+    gif_frames: int  # the GIF's (equal frames merged, ping-pong played back)
     width: int
     height: int
     seconds: float
@@ -119,15 +120,18 @@ def _frames(input_name, style, options: RenderOptions, on_step):
 
 
 def _save(frames, style, out_gif, still, options: RenderOptions, seconds: float) -> RenderResult:
-    """Encode `frames` into `out_gif` (and the last into `still`)."""
+    """Encode `frames` into `out_gif` (and the last into `still`), the GIF's comment saying what made it."""
     gif = options.gif
+    made = {"engine": ENGINE_VERSION, "frames": len(frames),  # no time: same seed, same bytes
+            "backend": keras.backend.backend(), "precision": resolve(style.precision)}
     info = encode_gif(frames, out_gif, frame_ms=gif.frame_ms, hold_first_ms=gif.hold_first_ms,
-                      hold_last_ms=gif.hold_last_ms, pingpong=gif.pingpong, palette=gif.palette, dither=gif.dither)
+                      hold_last_ms=gif.hold_last_ms, pingpong=gif.pingpong, palette=gif.palette, dither=gif.dither,
+                      meta=made)
     if still is not None:
         save_still(frames[-1], still)
-    return RenderResult(gif=Path(out_gif), still=Path(still) if still else None, frames=len(frames),
-                        width=info.width, height=info.height, seconds=seconds,
-                        backend=keras.backend.backend(), precision=resolve(style.precision))
+    return RenderResult(gif=Path(out_gif), still=Path(still) if still else None, gif_frames=info.frames,
+                        width=info.width, height=info.height, frames=made["frames"], seconds=seconds,
+                        backend=made["backend"], precision=made["precision"])
 
 
 def render(input_name, style, out_gif, still=None, options: RenderOptions = RenderOptions(), on_step=None):

@@ -16,6 +16,7 @@ from dreamer.batching import check_batch
 from dreamer.errors import DreamerError, InputError, StyleError, closest
 from dreamer.images import noise_shape
 from dreamer.precision import PRECISIONS
+from dreamer.safety import output_problem
 from dreamer.zoo import STYLES, Style, get_style
 
 DEFAULTS = {
@@ -67,6 +68,7 @@ class Settings:
     styles: tuple[Style, ...]
     gif: dict
     source: str = "settings"  # what error messages name: the config file, or "settings"
+    root: Path = Path(".")  # the folder of the config file (the project): paths in it are relative to it
 
     def render_options(self) -> dict:
         """The render parameters that shape the pictures (part of every render key)."""
@@ -140,15 +142,20 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
     if gif["palette"] not in PALETTES:
         fail("gif.palette", f"must be one of {', '.join(PALETTES)}, got {gif['palette']!r}")
 
+    inputs, output = folder("inputs"), folder("output")
+    templates = None if data["templates"] is None else folder("templates")
+    problem = output_problem(output, {"the inputs folder": inputs, "the templates folder": templates,
+                                      "the project folder": root, "the home folder": Path.home()})
+    if problem:
+        fail("output", problem)
     return Settings(
         title=text("title"), intro=text("intro"), credits=text("credits"),
-        inputs=folder("inputs"), static=_static(data["static"], data["size"], fail), output=folder("output"),
-        templates=None if data["templates"] is None else folder("templates"),
+        inputs=inputs, static=_static(data["static"], data["size"], fail), output=output, templates=templates,
         size=integer("size", data["size"], MIN_SIZE, MAX_SIZE),
         seed=integer("seed", data["seed"], 0, MAX_SEED),
         batch=_batch(data["batch"], fail),
         styles=_with_precision(_styles(data["styles"], data["style"], fail), data["precision"], data["style"], fail),
-        gif=dict(gif), source=source,
+        gif=dict(gif), source=source, root=root,
     )
 
 

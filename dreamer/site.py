@@ -10,11 +10,9 @@ from urllib.parse import quote
 
 import jinja2
 
-from dreamer.atomic import write_bytes
 from dreamer.precision import resolve
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-_PAGE = re.compile(r"^(photo|style)-[a-z0-9-]+\.html$")
 
 
 def page_name(kind: str, name: str) -> str:
@@ -84,10 +82,24 @@ def _cell(job, row, column, manifest, output: Path) -> dict:
     return cell
 
 
-def write_site(plan) -> list[Path]:
-    """Write every page, the static files and .nojekyll; remove pages of photos and styles now gone.
-    Files whose content is unchanged are left alone."""
-    output = plan.settings.output
+def static_sources(settings) -> dict[str, Path]:
+    """name -> file of the static files the site copies: the built-in ones, overridden by settings.templates'."""
+    sources = {}
+    for folder in (TEMPLATES, settings.templates):
+        if folder is not None and (folder / "static").is_dir():
+            sources.update({f.name: f for f in sorted((folder / "static").iterdir()) if f.is_file()})
+    return sources
+
+
+def site_names(settings, photo_names) -> list[str]:
+    """Every file write_site writes for these photos: pages, static files, .nojekyll (relative to the site)."""
+    pages = [page_name("photo", name) for name in photo_names] + [page_name("style", s.name) for s in settings.styles]
+    return [*pages, "index.html", *(f"static/{name}" for name in static_sources(settings)), ".nojekyll"]
+
+
+def write_site(plan) -> None:
+    """Write every page, the static files and .nojekyll through plan.files (which records them); files whose
+    content is unchanged are left alone. Pages no longer needed are the build's to delete, after this."""
     env = environment(plan.settings)
     context = _context(plan)
     pages = {}
@@ -100,28 +112,11 @@ def write_site(plan) -> list[Path]:
         pages[column["page"]] = env.get_template("style.html").render(page="style", column=column, **context)
     pages["index.html"] = env.get_template("index.html").render(page="index", **context)
 
-    # What a page links to is written before it (static files, new pages, the other pages, the index)
-    # and old pages go last, so an interruption at any point leaves no broken link from the index.
-    for folder in (TEMPLATES, plan.settings.templates):
-        if folder is not None and (folder / "static").is_dir():
-            for source in sorted((folder / "static").iterdir()):
-                if source.is_file():
-                    _write_if_changed(output / "static" / source.name, source.read_bytes())
-    _write_if_changed(output / ".nojekyll", b"")
-    order = sorted(pages, key=lambda name: (name == "index.html", (output / name).exists()))
-    written = [_write_if_changed(output / name, pages[name].encode("utf-8")) for name in order]
-    for old in output.iterdir():
-        if _PAGE.match(old.name) and old.name not in pages:
-            old.unlink(missing_ok=True)
-    return written
-
-
-def _write_if_changed(path: Path, data: bytes) -> Path:
-    try:
-        if path.read_bytes() == data:
-            return path
-    except OSError:
-        pass
-    write_bytes(path, data)
-    return path
-
+    # What a page links to is written before it (static files, new pages, the other pages, the index),
+    # so an interruption at any point leaves no broken link from the index.
+    for name, source in static_sources(plan.settings).items():
+        plan.files.write(f"static/{name}", source.read_bytes())
+    plan.files.write(".nojekyll", b"")
+    output = plan.settings.output
+    for name in sorted(pages, key=lambda name: (name == "index.html", (output / name).exists())):
+        plan.files.write(name, pages[name].encode("utf-8"))

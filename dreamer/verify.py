@@ -1,0 +1,41 @@
+"""`build.py --verify`: every file of the site against the manifest's sha256, every GIF decoded."""
+
+import os
+
+from dreamer.cache import Manifest, file_digest
+from dreamer.integrity import check_gif
+from dreamer.site_files import MANIFEST
+
+
+def verify(output, out) -> int:
+    """Print one line per file that is missing, changed or undecodable, then a summary; the problem count."""
+    manifest = Manifest.load(output / MANIFEST)
+    if manifest.found != "ok":
+        print(f"{output / MANIFEST}: {manifest.found} (a version-2 Dreamer manifest is needed); run "
+              "python build.py to rebuild it", file=out)
+        return 1
+    problems = []
+    for name, expected in sorted(manifest.files.items()):
+        path = output / name
+        if expected["sha256"] is None:
+            problems.append(f"{path}: recorded but never finished (an interrupted build); run python build.py")
+        elif not path.is_file():
+            problems.append(f"{path}: missing")
+        elif os.stat(path).st_size != expected["bytes"]:
+            problems.append(f"{path}: {os.stat(path).st_size} bytes, the manifest says {expected['bytes']}")
+        elif file_digest(path) != expected["sha256"]:
+            problems.append(f"{path}: its sha256 is not the manifest's (changed since Dreamer wrote it)")
+    for key, entry in sorted(manifest.renders.items()):
+        for name in (entry["gif"], entry["still"]):
+            if name not in manifest.files:
+                problems.append(f"{output / name}: render {key}'s file is not in the manifest's files")
+        if (output / entry["gif"]).is_file():
+            wrong = check_gif(output / entry["gif"], entry["gif_frames"], entry["width"], entry["height"])
+            if wrong:
+                problems.append(f"{output / entry['gif']}: {wrong}")
+    for line in problems:
+        print(line, file=out)
+    gifs = len(manifest.renders)
+    print(f"verified {len(manifest.files)} files and {gifs} GIFs: "
+          + (f"{len(problems)} problem(s)" if problems else "all intact"), file=out)
+    return len(problems)
