@@ -8,6 +8,7 @@ that names the file and the key.
 """
 
 import copy
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ DEFAULTS = {
     "title": "Dreamer gallery",
     "intro": "",
     "credits": "",
+    "description": "",  # for search engines and link previews (default: the intro's first sentence)
+    "site_url": "",  # where the site is published, e.g. https://you.github.io/dreamer/: link previews need it
     "inputs": "inputs",
     "static": [],  # rows dreamed from seeded static: "noise" (a size-square) or "noise:WxH"
     "output": "site",
@@ -58,6 +61,8 @@ class Settings:
     title: str
     intro: str
     credits: str
+    description: str
+    site_url: str
     inputs: Path
     static: tuple[str, ...]
     output: Path
@@ -149,7 +154,8 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
     if problem:
         fail("output", problem)
     return Settings(
-        title=text("title"), intro=text("intro"), credits=text("credits"),
+        title=text("title"), intro=text("intro"), credits=text("credits"), description=text("description"),
+        site_url=_site_url(text("site_url"), fail),
         inputs=inputs, static=_static(data["static"], data["size"], fail), output=output, templates=templates,
         size=integer("size", data["size"], MIN_SIZE, MAX_SIZE),
         seed=integer("seed", data["seed"], 0, MAX_SEED),
@@ -157,6 +163,13 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
         styles=_with_precision(_styles(data["styles"], data["style"], fail), data["precision"], data["style"], fail),
         gif=dict(gif), source=source, root=root,
     )
+
+
+def _site_url(url: str, fail) -> str:
+    """The published address, ending in a slash, or "" when it is not set."""
+    if url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        fail("site_url", f"must be an http(s) address such as https://you.github.io/dreamer/, got {url!r}")
+    return url if not url or url.endswith("/") else url + "/"
 
 
 def _batch(value, fail):

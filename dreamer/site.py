@@ -65,9 +65,19 @@ def _context(plan) -> dict:
         rows.append(row)
     for i, column in enumerate(columns):
         column["cells"] = [row["cells"][i] for row in rows]
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", settings.intro) if p.strip()]
-    return {"site": {"title": settings.title, "intro": paragraphs, "credits": settings.credits},
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", settings.intro) if p.strip()]
+    description = settings.description or (re.split(r"(?<=\.)\s", paragraphs[0])[0] if paragraphs else
+                                            f"Photos dreamed by {len(columns)} DeepDream styles, side by side.")
+    return {"site": {"title": settings.title, "intro": paragraphs, "credits": settings.credits,
+                     "description": description, "url": settings.site_url},
             "columns": columns, "rows": rows}
+
+
+def _preview(description: str, cells) -> dict:
+    """A page's description and its link-preview image: the still of its first finished dream."""
+    ready = [c for c in cells if c["state"] == "ready"]
+    return {"description": description, "image": ready[0]["still"] if ready else None,
+            "image_alt": ready[0]["alt"] if ready else None}
 
 
 def _cell(job, row, column, manifest, output: Path) -> dict:
@@ -104,13 +114,19 @@ def write_site(plan) -> None:
     context = _context(plan)
     pages = {}
     rows = context["rows"]
+    styles = ", ".join(c["name"] for c in context["columns"])
     for i, row in enumerate(rows):
+        preview = _preview(f"{row['name']} dreamed by {styles}.", row["cells"])
         pages[row["page"]] = env.get_template("photo.html").render(
-            page="photo", row=row, previous=rows[i - 1] if i else None,
+            page="photo", url=row["page"], preview=preview, row=row, previous=rows[i - 1] if i else None,
             next=rows[i + 1] if i + 1 < len(rows) else None, **context)
     for column in context["columns"]:
-        pages[column["page"]] = env.get_template("style.html").render(page="style", column=column, **context)
-    pages["index.html"] = env.get_template("index.html").render(page="index", **context)
+        preview = _preview(column["description"] or f"Every photo dreamed by {column['name']}.", column["cells"])
+        pages[column["page"]] = env.get_template("style.html").render(
+            page="style", url=column["page"], preview=preview, column=column, **context)
+    cells = [cell for row in rows for cell in row["cells"]]
+    pages["index.html"] = env.get_template("index.html").render(
+        page="index", url="", preview=_preview(context["site"]["description"], cells), **context)
 
     # What a page links to is written before it (static files, new pages, the other pages, the index),
     # so an interruption at any point leaves no broken link from the index.
