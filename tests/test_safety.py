@@ -187,6 +187,7 @@ def test_a_garbled_gif_is_rendered_again_and_verify_finds_it(site_copy, capsys):
     key, entry = next(iter(sorted(manifest["renders"].items())))
     size = (site / entry["gif"]).stat().st_size
     (site / entry["gif"]).write_bytes(os.urandom(size))  # the same size: only the sha256 can tell
+    users = hashes(site_copy, skip=["site"])
     capsys.readouterr()
     assert build_main(site_copy, "--verify") == 1
     out = capsys.readouterr().out.splitlines()
@@ -197,7 +198,7 @@ def test_a_garbled_gif_is_rendered_again_and_verify_finds_it(site_copy, capsys):
     captured = capsys.readouterr()
     assert f"{site / entry['gif']} changed since Dreamer wrote it" in captured.err
     assert "rendered 1, reused 3" in captured.out
-    assert build_main(site_copy, "--verify") == 0
+    assert build_main(site_copy, "--verify") == 0 and hashes(site_copy, skip=["site"]) == users
     with Image.open(site / entry["gif"]) as gif:
         assert gif.n_frames == json.loads((site / "manifest.json").read_text())["renders"][key]["gif_frames"]
 
@@ -226,7 +227,7 @@ def test_a_lost_manifest_is_rebuilt_from_the_renders_on_disk(built, site_copy, c
         (site / "manifest.json").unlink()
     if damage == "deleted with the state folder":
         shutil.rmtree(site / ".dreamer", ignore_errors=True)
-    before = hashes(site, skip=["manifest.json", ".dreamer"])
+    before, users = hashes(site, skip=["manifest.json", ".dreamer"]), hashes(site_copy, skip=["site"])
     capsys.readouterr()
     assert build_main(site_copy) == 0
     captured = capsys.readouterr()
@@ -235,6 +236,7 @@ def test_a_lost_manifest_is_rebuilt_from_the_renders_on_disk(built, site_copy, c
         f"warning: {site / 'manifest.json'} was {found}: rebuilt from the files on disk (4 complete renders recognised)"]
     assert "rendered 0, reused 4, failed 0" in captured.out
     assert hashes(site, skip=["manifest.json", ".dreamer"]) == before  # nothing rendered, nothing rewritten
+    assert hashes(site_copy, skip=["site"]) == users
     rebuilt = json.loads((site / "manifest.json").read_text())
     assert rebuilt["files"] == original["files"] and set(rebuilt["renders"]) == set(original["renders"])
     for key, entry in rebuilt["renders"].items():
@@ -290,7 +292,8 @@ def _wait_for(condition, seconds=180):
 def test_a_second_build_fails_at_once_or_waits(tmp_path):
     folder = make_tiny(tmp_path, SLOW_TOML)
     holder = folder / "site" / ".dreamer" / "holder"
-    first = _start_build(folder, tmp_path / "first.txt")
+    users = hashes(folder, skip=["site"])
+    first = _start_build(folder, tmp_path / "site-first.log")
     try:
         assert _wait_for(holder.exists)
         started = time.monotonic()
@@ -304,6 +307,8 @@ def test_a_second_build_fails_at_once_or_waits(tmp_path):
         assert first.wait(timeout=60) == 0 and waited.returncode == 0
         assert f"waiting for process {first.pid}" in waited.stderr
         assert "rendered 0, reused 4" in waited.stdout  # it did not render the jobs again
+        assert hashes(folder, skip=["site", "site-first.log"]) == users
+        assert build_main(folder, "--verify") == 0
     finally:
         first.kill()
 
