@@ -49,7 +49,7 @@ class SiteFiles:
     def write(self, name: str, data: bytes) -> None:
         """Write `data` at `name` atomically and record it, unless the file already holds exactly that."""
         digest = hashlib.sha256(data).hexdigest()
-        if self.owns(name) and self.names[name]["sha256"] == digest and self.intact(name):
+        if self.names.get(name, {}).get("sha256") == digest and self.intact(name):
             return
         write_bytes(self.output / name, data)
         self.names[name] = {"bytes": len(data), "sha256": digest}

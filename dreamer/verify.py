@@ -21,8 +21,8 @@ def verify(output, out) -> int:
             problems.append(f"{path}: recorded but never finished (an interrupted build); run python build.py")
         elif not path.is_file():
             problems.append(f"{path}: missing")
-        elif os.stat(path).st_size != expected["bytes"]:
-            problems.append(f"{path}: {os.stat(path).st_size} bytes, the manifest says {expected['bytes']}")
+        elif (size := os.stat(path).st_size) != expected["bytes"]:
+            problems.append(f"{path}: {size} bytes, the manifest says {expected['bytes']}")
         elif file_digest(path) != expected["sha256"]:
             problems.append(f"{path}: its sha256 is not the manifest's (changed since Dreamer wrote it)")
     for key, entry in sorted(manifest.renders.items()):
