@@ -48,6 +48,7 @@ def encode_gif(
     pingpong=False,
     palette="auto",
     dither=False,
+    lossy=0,
     meta=None,
 ) -> GifInfo:
     """Write `frames` (uint8 H x W x 3 arrays, all one size) to `path` as a GIF that loops forever.
@@ -57,7 +58,8 @@ def encode_gif(
     the end frames twice in a row. Frames that are equal after quantisation are merged into
     one with the summed duration. `palette` is "per-frame" (an adaptive palette each),
     "shared" (one palette from a sample of all frames) or "auto" (AUTO_PALETTE); `dither`
-    turns on Floyd-Steinberg dithering. The GIF's comment marks it as Dreamer's, with `meta` (a dict:
+    turns on Floyd-Steinberg dithering; `lossy` (gifsicle's --lossy, e.g. 40: about 15 % smaller, 37 dB from the
+    lossless GIF) lets gifsicle trade exactness for size. The GIF's comment marks it as Dreamer's, with `meta` (a dict:
     what made it). The file is written atomically, then optimised with `gifsicle -O3` (which keeps the
     comment) when gifsicle is on PATH and succeeds.
     """
@@ -66,29 +68,34 @@ def encode_gif(
     frames = _checked(frames)
     height, width = frames[0].shape[:2]
     quantised = _quantise(frames, AUTO_PALETTE if palette == "auto" else palette, dither)
-    order = list(range(len(frames)))
-    if pingpong:
-        order += order[-2:0:-1]
-    durations = [frame_ms] * len(frames)
-    durations[-1] = hold_last_ms
-    durations[0] = hold_first_ms
-
     images, times, previous = [], [], None
-    for i in order:
+    for i, ms in timeline(len(frames), frame_ms, hold_first_ms, hold_last_ms, pingpong):
         pixels = quantised[i].convert("RGB").tobytes()
         if pixels == previous:
-            times[-1] += durations[i]
+            times[-1] += ms
         else:
             images.append(quantised[i])
-            times.append(durations[i])
+            times.append(ms)
         previous = pixels
 
     path = Path(path)
     with atomic_path(path) as tmp:
         images[0].save(tmp, "GIF", save_all=True, append_images=images[1:], duration=times, loop=0,
                        comment=gif_comment(**(meta or {})))
-        _gifsicle(tmp)
+        _gifsicle(tmp, lossy)
     return GifInfo(path, len(images), width, height, path.stat().st_size)
+
+
+def timeline(count, frame_ms=120, hold_first_ms=1200, hold_last_ms=2000, pingpong=False) -> list[tuple[int, int]]:
+    """One loop of the animation of `count` frames as [(frame index, milliseconds)]: the first and last frames
+    held, the others `frame_ms`; `pingpong` plays back too, without showing the end frames twice in a row."""
+    order = list(range(count))
+    if pingpong:
+        order += order[-2:0:-1]
+    durations = [frame_ms] * count
+    durations[-1] = hold_last_ms
+    durations[0] = hold_first_ms
+    return [(i, durations[i]) for i in order]
 
 
 def save_still(frame, path, quality=90) -> Path:
@@ -139,10 +146,11 @@ def _quantise(frames, palette, dither) -> list:
     return [im.quantize(palette=p, dither=mode) for im, p in zip(images, adaptive)]
 
 
-def _gifsicle(gif: Path) -> None:
-    """Optimise `gif` in place with gifsicle -O3 if it is installed; on any failure keep it as is."""
+def _gifsicle(gif: Path, lossy: int = 0) -> None:
+    """Optimise `gif` in place with gifsicle -O3 (and --lossy=`lossy`) if it is installed; on any failure keep it
+    as is."""
     exe = shutil.which("gifsicle")
     if exe is None:
         return
     with contextlib.suppress(OSError, subprocess.SubprocessError), atomic_path(gif) as out:
-        subprocess.run([exe, "-O3", str(gif), "-o", str(out)], check=True, capture_output=True, timeout=300)
+        subprocess.run([exe, "-O3", *([f"--lossy={lossy}"] if lossy else []), str(gif), "-o", str(out)], check=True, capture_output=True, timeout=300)

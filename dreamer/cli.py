@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--frame-ms", type=_whole_number(10, 60_000, "milliseconds"), default=120,
                         help="duration of each frame (120)")
     render.add_argument("--no-still", action="store_true", help="do not write the final frame as a JPEG")
+    render.add_argument("--video", action="store_true",
+                        help="also write INPUT-STYLE.webm (VP9) and .mp4 (H.264) from the same frames, GIF timings")
     render.add_argument("--overwrite", action="store_true",
                         help="replace existing files at the output paths that Dreamer did not write (never an input)")
 
@@ -106,6 +108,7 @@ def _render(args) -> int:
     from dreamer.networks import class_names
     from dreamer.objectives import class_logit
     from dreamer.render import GifOptions, RenderOptions, render_many
+    from dreamer.video import FORMATS, VideoOptions
     from dreamer.zoo import get_style
 
     names = args.styles or ["effnet-lite0-class" if args.target_class else "vgg16-eyes"]
@@ -123,12 +126,14 @@ def _render(args) -> int:
     if args.zoom is not None and not 1.0 < args.zoom <= 2.0:
         raise DreamerError(f"--zoom {args.zoom:g}: use a factor between 1 and 2, such as 1.03")
     options = RenderOptions(size=args.size, seed=args.seed, batch=args.batch, zoom=args.zoom,
-                            gif=GifOptions(frame_ms=args.frame_ms, pingpong=args.pingpong, dither=args.dither))
+                            gif=GifOptions(frame_ms=args.frame_ms, pingpong=args.pingpong, dither=args.dither),
+                            video=VideoOptions(FORMATS if args.video else ()))
     many = len(args.inputs) * len(styles) > 1
     outputs = {style.name: [_output_paths(args, Path(name), style.name, many) for name in args.inputs]
                for style in styles}
     written = [(kind, path) for outs in outputs.values() for gif in outs
-               for kind, path in (("the GIF", gif), ("the still", None if args.no_still else gif.with_suffix(".jpg")))
+               for kind, path in (("the GIF", gif), ("the still", None if args.no_still else gif.with_suffix(".jpg")),
+                                  *((f"the {name.upper()}", path) for name, (path, _) in options.video.paths(gif).items()))
                if path is not None]
     check_outputs(written, Inputs([*args.inputs, *([args.guide] if args.guide else [])]), args.overwrite)
     failed = 0
@@ -153,7 +158,8 @@ def _render(args) -> int:
                 failed += 1
                 print(f"error: {_error_line(result, out)}", file=sys.stderr)
             else:
-                print(f"{out}  {result.frames} frames {result.width}x{result.height}  "
+                videos = "".join(f" + {path.suffix[1:]}" for path in result.videos.values())
+                print(f"{out}{videos}  {result.frames} frames {result.width}x{result.height}  "
                       f"{result.backend} {result.precision}  {result.seconds:.1f}s")
     return 1 if failed else 0
 

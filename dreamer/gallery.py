@@ -23,6 +23,7 @@ from dreamer.marks import read_mark
 from dreamer.safety import Inputs, UnsafeWrite
 from dreamer.settings import ConfigError, Settings
 from dreamer.site_files import MANIFEST, PHOTOS, RENDERS, STATE, SiteFiles
+from dreamer.video import VideoOptions, frame_times
 from dreamer.zoo import Style
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"}
@@ -81,6 +82,14 @@ class Job:
     def still(self) -> str:
         return f"{RENDERS}/{self.key}.jpg"
 
+    def videos(self, settings: Settings) -> dict[str, str]:
+        """name ("webm", "mp4-small", ...) -> site path of the videos beside the GIF."""
+        return {name: str(path) for name, (path, _) in video_options(settings).paths(self.gif).items()}
+
+    def files(self, settings: Settings) -> list[str]:
+        """Every file of the render: GIF, still, videos."""
+        return [self.gif, self.still, *self.videos(settings).values()]
+
     @property
     def label(self) -> str:
         return f"{self.photo.name} · {self.style.name}"
@@ -134,6 +143,12 @@ class Summary:
         return ", ".join(parts) + f"; site {self.site_bytes / 1e6:.1f} MB"
 
 
+def video_options(settings: Settings) -> VideoOptions:
+    """The videos every render writes: the small rendition only where it is smaller than the gallery's size."""
+    small = settings.video["small"]
+    return VideoOptions(tuple(settings.video["formats"]), small if small < settings.size else 0)
+
+
 def list_inputs(folder: Path) -> list[Path]:
     """The image files in `folder` (not hidden, by extension), sorted by name, relative to the
     working directory where they are under it (error messages name them so)."""
@@ -177,7 +192,7 @@ def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
             for photo in photos for style in settings.styles]
     notes = _recover(files, settings, photos, jobs, site.static_sources(settings))
     for job in jobs:
-        cached = job.key is not None and _rendered(files, job.key, notes)
+        cached = job.key is not None and _rendered(files, job, settings, notes)
         selected = not only or bool({job.style.name, job.photo.name, job.photo.path.stem} & only)
         job.action = "render" if selected and (force or not cached) else "reuse" if cached else "skip"
 
@@ -201,7 +216,7 @@ def _wanted(settings: Settings, photos: list[Photo], jobs: list[Job]) -> list[st
     """Every file the site needs (relative to it), the manifest aside."""
     from dreamer import site
 
-    renders = [name for job in jobs if job.key for name in (job.gif, job.still)]
+    renders = [name for job in jobs if job.key for name in job.files(settings)]
     return [*renders, *(p.file for p in photos if p.key), *site.site_names(settings, [p.name for p in photos])]
 
 
@@ -215,7 +230,7 @@ def _recover(files: SiteFiles, settings: Settings, photos: list[Photo], jobs: li
         return []
     recover.adopt_marked(files, static)
     for job in jobs:
-        found = recover.on_disk(files, job.gif, job.still) if job.key else None
+        found = recover.on_disk(files, job.gif, job.still, job.videos(settings).values()) if job.key else None
         if found and found["mark"].get("frames"):
             mark = found["mark"]
             manifest.renders[job.key] = render_entry(job, settings, frames=mark["frames"], seconds=None,
@@ -229,12 +244,11 @@ def _recover(files: SiteFiles, settings: Settings, photos: list[Photo], jobs: li
             f"({len(manifest.renders)} complete renders recognised)"]
 
 
-def _rendered(files: SiteFiles, key: str, notes: list[str]) -> bool:
-    """Whether render `key` is in the site, both its files with the bytes the manifest recorded."""
-    entry = files.manifest.renders.get(key)
-    if not entry:
+def _rendered(files: SiteFiles, job: Job, settings: Settings, notes: list[str]) -> bool:
+    """Whether `job`'s render is in the site, all its files with the bytes the manifest recorded."""
+    if job.key not in files.manifest.renders:
         return False
-    changed = [name for name in (entry["gif"], entry["still"]) if not files.intact(name)]
+    changed = [name for name in job.files(settings) if not files.intact(name)]
     for name in changed:
         if (files.output / name).exists():
             notes.append(f"warning: {files.output / name} changed since Dreamer wrote it (its sha256 is not the "
@@ -437,7 +451,7 @@ def run_jobs(jobs: list[Job], settings: Settings, files: SiteFiles, on_step=None
         from dreamer import render as engine  # TensorFlow loads here, and only when something renders
 
         options = engine.RenderOptions(size=settings.size, seed=settings.seed, batch=settings.batch,
-                                       gif=engine.GifOptions(**settings.gif))
+                                       gif=engine.GifOptions(**settings.gif), video=video_options(settings))
         results = engine.render_many([j.photo.path for j in jobs], jobs[0].style,
                                      [(output / j.gif, output / j.still) for j in jobs], options, on_step=on_step)
     except Exception as exc:  # one render's failure must not stop the gallery
@@ -446,8 +460,8 @@ def run_jobs(jobs: list[Job], settings: Settings, files: SiteFiles, on_step=None
         if isinstance(result, Exception):
             job.status, job.message = "failed", f"{job.label}: {one_line(result)}"
             continue
-        files.adopt(job.gif)
-        files.adopt(job.still)
+        for name in job.files(settings):
+            files.adopt(name)
         files.manifest.renders[job.key] = render_entry(
             job, settings, frames=result.frames, gif_frames=result.gif_frames, width=result.width,
             height=result.height, seconds=round(result.seconds, 2), backend=result.backend,
@@ -458,13 +472,29 @@ def run_jobs(jobs: list[Job], settings: Settings, files: SiteFiles, on_step=None
 
 def render_entry(job: Job, settings: Settings, *, frames, gif_frames, width, height, seconds, backend, precision,
                  files: SiteFiles) -> dict:
-    """The manifest's entry of a render whose files are recorded in `files`."""
-    return {"input": job.photo.name, "input_sha256": job.photo.sha256, "style": job.style.name,
-            "definition": style_definition(job.style), "options": settings.render_options(),
-            "precision": precision, "backend": backend, "engine": ENGINE_VERSION, "frames": frames,
-            "gif_frames": gif_frames, "seconds": seconds, "width": width, "height": height,
-            "bytes": files.names[job.gif]["bytes"], "still_bytes": files.names[job.still]["bytes"],
-            "gif": job.gif, "still": job.still}
+    """The manifest's entry of a render whose files are recorded in `files`. `steps` and `times` say, for each of
+    the engine's frames, the dream's step it shows and when it shows in the videos ([start, end] seconds, on its
+    first showing): what a slider needs to put every style's video at the same step."""
+    entry = {"input": job.photo.name, "input_sha256": job.photo.sha256, "style": job.style.name,
+             "definition": style_definition(job.style), "options": settings.render_options(),
+             "precision": precision, "backend": backend, "engine": ENGINE_VERSION, "frames": frames,
+             "gif_frames": gif_frames, "seconds": seconds, "width": width, "height": height,
+             "bytes": files.names[job.gif]["bytes"], "still_bytes": files.names[job.still]["bytes"],
+             "gif": job.gif, "still": job.still, "videos": job.videos(settings)}
+    steps = job.style.frame_steps
+    if entry["videos"] and len(steps) == frames:
+        entry["steps"], entry["times"] = steps, _frame_times(frames, settings.gif)
+    return entry
+
+
+def _frame_times(frames: int, gif: dict) -> list[list[float]]:
+    """[start, end] in seconds of each of `frames` frames' first showing in a video with the GIF's timings."""
+    from dreamer.animate import timeline
+
+    durations = [ms for _, ms in timeline(frames, gif["frame_ms"], gif["hold_first_ms"], gif["hold_last_ms"],
+                                          gif["pingpong"])]
+    bounds = frame_times([*durations, 0])  # and the end of the loop
+    return [[round(bounds[i], 3), round(bounds[i + 1], 3)] for i in range(frames)]
 
 
 def _dry_run(plan: Plan, out) -> Summary:

@@ -82,3 +82,17 @@ def check_gif(path, frames: int, width: int, height: int) -> str | None:
     if found != (frames, width, height):
         return f"has {found[0]} frames of {found[1]}x{found[2]}; the manifest says {frames} of {width}x{height}"
     return None
+
+
+def check_video(path) -> str | None:
+    """None if `path` decodes to its end without an error (imageio-ffmpeg's ffmpeg); else what is wrong."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    result = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-xerror", "-i", str(path), "-map", "0:v:0",
+                             "-f", "null", "-"], capture_output=True, timeout=300)
+    errors = result.stderr.decode("utf-8", "replace").strip()
+    if result.returncode or errors:
+        return f"does not decode as a video ({' '.join(errors.split())[:200] or f'ffmpeg exit {result.returncode}'})"
+    return None

@@ -11,7 +11,7 @@ from dreamer.integrity import decode_gif
 from dreamer.marks import read_mark
 from dreamer.site_files import PHOTOS, RENDERS, SiteFiles
 
-_KEYED = re.compile(r"^[0-9a-f]{16}\.(gif|jpg)$")
+_KEYED = re.compile(r"^[0-9a-f]{16}(-small)?\.(gif|jpg|webm|mp4)$")
 _V1_PAGE = re.compile(r"^(index|(photo|style)-[a-z0-9-]+)\.html$")  # what version 1 took as its pages
 
 
@@ -58,10 +58,10 @@ def adopt_legacy(files: SiteFiles, static: dict) -> None:
     manifest.photos = {k: e for k, e in manifest.photos.items() if files.owns(e["file"])}
 
 
-def on_disk(files: SiteFiles, gif: str, still: str) -> dict | None:
-    """A render's GIF and still if both are Dreamer's and the GIF decodes: {gif_frames, width, height, bytes,
-    still_bytes, mark (what the GIF's comment recorded)}; else None."""
-    if not (files.owns(gif) and files.owns(still)):
+def on_disk(files: SiteFiles, gif: str, still: str, videos=()) -> dict | None:
+    """A render's GIF, still and `videos` if all are Dreamer's and the GIF decodes: {gif_frames, width, height,
+    bytes, still_bytes, mark (what the GIF's comment recorded)}; else None."""
+    if not all(files.owns(name) for name in (gif, still, *videos)):
         return None
     try:
         count, width, height = decode_gif(files.output / gif)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from dreamer import ENGINE_VERSION, objectives
-from dreamer.animate import encode_gif, save_still
+from dreamer.animate import encode_gif, save_still, timeline
 from dreamer.batching import resolve_batch
 from dreamer.engine import Schedule, dream, dream_batch, octave_shapes, zoom_dream
 from dreamer.errors import DreamerError
@@ -17,6 +17,7 @@ from dreamer.gradients import make_stepper
 from dreamer.images import input_image, load_image, noise_shape, resize_to_long_side
 from dreamer.networks import class_names, load_network
 from dreamer.precision import resolve
+from dreamer.video import VideoOptions, encode_video
 from dreamer.visualize import recipe_for, visualize
 
 
@@ -30,6 +31,7 @@ class GifOptions:
     pingpong: bool = False
     palette: str = "auto"
     dither: bool = False
+    lossy: int = 0  # gifsicle --lossy
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class RenderOptions:
     batch: int | str = "auto"  # tiles per network call, or 'auto' (see dreamer.batching)
     zoom: float | None = None  # zoom into the centre by this factor before each frame (the tunnel)
     gif: GifOptions = field(default_factory=GifOptions)
+    video: VideoOptions = field(default_factory=VideoOptions)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class RenderResult:
     seconds: float
     backend: str
     precision: str
+    videos: dict = field(default_factory=dict)  # name ("webm", "mp4-small", ...) -> path
 
 
 def schedule_of(style) -> Schedule:
@@ -126,12 +130,17 @@ def _save(frames, style, out_gif, still, options: RenderOptions, seconds: float)
             "backend": keras.backend.backend(), "precision": resolve(style.precision)}
     info = encode_gif(frames, out_gif, frame_ms=gif.frame_ms, hold_first_ms=gif.hold_first_ms,
                       hold_last_ms=gif.hold_last_ms, pingpong=gif.pingpong, palette=gif.palette, dither=gif.dither,
-                      meta=made)
+                      lossy=gif.lossy, meta=made)
+    shown = timeline(len(frames), gif.frame_ms, gif.hold_first_ms, gif.hold_last_ms, gif.pingpong)
+    videos = options.video.paths(out_gif)
+    for path, long_side in videos.values():
+        encode_video(frames, path, shown, long_side=long_side, meta=made)
     if still is not None:
         save_still(frames[-1], still)
     return RenderResult(gif=Path(out_gif), still=Path(still) if still else None, gif_frames=info.frames,
                         width=info.width, height=info.height, frames=made["frames"], seconds=seconds,
-                        backend=made["backend"], precision=made["precision"])
+                        backend=made["backend"], precision=made["precision"],
+                        videos={name: path for name, (path, _) in videos.items()})
 
 
 def render(input_name, style, out_gif, still=None, options: RenderOptions = RenderOptions(), on_step=None):

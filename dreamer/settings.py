@@ -43,6 +43,11 @@ DEFAULTS = {
         "pingpong": False,
         "palette": "auto",
         "dither": False,
+        "lossy": 0,  # gifsicle --lossy=N when gifsicle is installed: 40 makes GIFs about 15 % smaller
+    },
+    "video": {
+        "formats": ["webm", "mp4"],  # written beside every GIF, shown by the pages (the GIF without JavaScript)
+        "small": 240,  # long side of a second, smaller rendition for the index grid on phones (0: none)
     },
 }
 PALETTES = ("auto", "shared", "per-frame")
@@ -72,12 +77,13 @@ class Settings:
     batch: int | str
     styles: tuple[Style, ...]
     gif: dict
+    video: dict
     source: str = "settings"  # what error messages name: the config file, or "settings"
     root: Path = Path(".")  # the folder of the config file (the project): paths in it are relative to it
 
     def render_options(self) -> dict:
         """The render parameters that shape the pictures (part of every render key)."""
-        return {"size": self.size, "seed": self.seed, "gif": dict(self.gif)}
+        return {"size": self.size, "seed": self.seed, "gif": dict(self.gif), "video": dict(self.video)}
 
 
 def load(path) -> Settings:
@@ -96,18 +102,18 @@ def load(path) -> Settings:
 
 
 def create_settings(root=".", source: str = "settings", **overrides) -> Settings:
-    """The defaults, overridden key by key (`gif` merges), validated. Tests build settings with it."""
+    """The defaults, overridden key by key (`gif` and `video` merge), validated. Tests build settings with it."""
     data = copy.deepcopy(DEFAULTS)
     for key, value in overrides.items():
         if key not in DEFAULTS:
             hint = closest(key, DEFAULTS, "known keys: " + ", ".join(DEFAULTS))
             raise ConfigError(f"{source}: unknown key {key!r}{hint}")
-        if key == "gif" and isinstance(value, dict):
-            unknown = sorted(set(value) - set(DEFAULTS["gif"]))
+        if key in ("gif", "video") and isinstance(value, dict):
+            unknown = sorted(set(value) - set(DEFAULTS[key]))
             if unknown:
-                hint = closest(unknown[0], DEFAULTS["gif"], "known: " + ", ".join(DEFAULTS["gif"]))
-                raise ConfigError(f"{source}: unknown key 'gif.{unknown[0]}'{hint}")
-            data["gif"].update(value)
+                hint = closest(unknown[0], DEFAULTS[key], "known: " + ", ".join(DEFAULTS[key]))
+                raise ConfigError(f"{source}: unknown key '{key}.{unknown[0]}'{hint}")
+            data[key].update(value)
         else:
             data[key] = value
     return _validated(data, Path(root).resolve(), source)
@@ -144,9 +150,12 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
     for key in ("pingpong", "dither"):
         if not isinstance(gif[key], bool):
             fail(f"gif.{key}", f"must be true or false, got {gif[key]!r}")
+    if gif["lossy"] != 0:
+        integer("gif.lossy", gif["lossy"], 1, 200)
     if gif["palette"] not in PALETTES:
         fail("gif.palette", f"must be one of {', '.join(PALETTES)}, got {gif['palette']!r}")
 
+    video = _video(data["video"], fail)
     inputs, output = folder("inputs"), folder("output")
     templates = None if data["templates"] is None else folder("templates")
     problem = output_problem(output, {"the inputs folder": inputs, "the templates folder": templates,
@@ -161,8 +170,24 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
         seed=integer("seed", data["seed"], 0, MAX_SEED),
         batch=_batch(data["batch"], fail),
         styles=_with_precision(_styles(data["styles"], data["style"], fail), data["precision"], data["style"], fail),
-        gif=dict(gif), source=source, root=root,
+        gif=dict(gif), video=video, source=source, root=root,
     )
+
+
+def _video(video, fail) -> dict:
+    """The [video] table checked: formats from dreamer.video.FORMATS, each once; small 0 or a size in pixels."""
+    from dreamer.video import FORMATS
+
+    if not isinstance(video, dict):
+        fail("video", "must be a table of video options")
+    formats = video["formats"]
+    if not isinstance(formats, list) or len(set(formats)) != len(formats) or not set(formats) <= set(FORMATS):
+        fail("video.formats", f"must be a list of {' and '.join(map(repr, FORMATS))} (or [] for GIFs only), "
+                              f"got {formats!r}")
+    small = video["small"]
+    if small != 0 and (isinstance(small, bool) or not isinstance(small, int) or not MIN_SIZE <= small <= MAX_SIZE):
+        fail("video.small", f"must be 0 (none) or an integer from {MIN_SIZE} to {MAX_SIZE}, got {small!r}")
+    return {"formats": list(formats), "small": small}
 
 
 def _site_url(url: str, fail) -> str:

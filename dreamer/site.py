@@ -48,9 +48,12 @@ def style_info(style) -> list[tuple[str, str]]:
 
 
 def _context(plan) -> dict:
+    from dreamer.gallery import video_options
+
     settings, manifest, output = plan.settings, plan.manifest, plan.settings.output
     columns = [{"name": s.name, "page": page_name("style", s.name), "description": s.description,
-                "network": s.network, "info": style_info(s)} for s in settings.styles]
+                "network": s.network, "info": style_info(s), "octaves": s.octaves, "octave_steps": s.steps}
+               for s in settings.styles]
     rows = []
     for photo in plan.photos:
         entry = manifest.photos.get(photo.key) if photo.key else None
@@ -69,7 +72,7 @@ def _context(plan) -> dict:
     description = settings.description or (re.split(r"(?<=\.)\s", paragraphs[0])[0] if paragraphs else
                                             f"Photos dreamed by {len(columns)} DeepDream styles, side by side.")
     return {"site": {"title": settings.title, "intro": paragraphs, "credits": settings.credits,
-                     "description": description, "url": settings.site_url},
+                     "description": description, "url": settings.site_url, "small": video_options(settings).small},
             "columns": columns, "rows": rows}
 
 
@@ -84,12 +87,22 @@ def _cell(job, row, column, manifest, output: Path) -> dict:
     cell = {"row": row, "column": column, "state": "pending", "message": "not rendered yet",
             "width": (row["original"] or {}).get("width", 4), "height": (row["original"] or {}).get("height", 3)}
     entry = manifest.renders.get(job.key) if job.key else None
-    if entry and (output / entry["gif"]).is_file() and (output / entry["still"]).is_file():
+    videos = entry.get("videos", {}) if entry else {}
+    if entry and all((output / name).is_file() for name in (entry["gif"], entry["still"], *videos.values())):
         cell.update(state="ready", gif=entry["gif"], still=entry["still"], width=entry["width"],
-                    height=entry["height"], alt=f"{row['name']} dreamed with {column['name']}")
+                    height=entry["height"], alt=f"{row['name']} dreamed with {column['name']}",
+                    videos=videos, timeline=_timeline(entry) if videos else None)
     elif job.status == "failed":
         cell.update(state="failed", message=job.message)
     return cell
+
+
+def _timeline(entry) -> dict | None:
+    """What the page's slider reads off a video: each frame's step and [start, end] seconds, space-separated."""
+    if "steps" not in entry:
+        return None
+    return {"steps": " ".join(map(str, entry["steps"])),
+            "times": " ".join(f"{start:g},{end:g}" for start, end in entry["times"])}
 
 
 def static_sources(settings) -> dict[str, Path]:

@@ -1,9 +1,9 @@
-"""`build.py --verify`: every file of the site against the manifest's sha256, every GIF decoded."""
+"""`build.py --verify`: every file of the site against the manifest's sha256, every GIF and video decoded."""
 
 import os
 
 from dreamer.cache import Manifest, file_digest
-from dreamer.integrity import check_gif
+from dreamer.integrity import check_gif, check_video
 from dreamer.site_files import MANIFEST
 
 
@@ -26,16 +26,21 @@ def verify(output, out) -> int:
         elif file_digest(path) != expected["sha256"]:
             problems.append(f"{path}: its sha256 is not the manifest's (changed since Dreamer wrote it)")
     for key, entry in sorted(manifest.renders.items()):
-        for name in (entry["gif"], entry["still"]):
+        videos = list(entry.get("videos", {}).values())
+        for name in (entry["gif"], entry["still"], *videos):
             if name not in manifest.files:
                 problems.append(f"{output / name}: render {key}'s file is not in the manifest's files")
         if (output / entry["gif"]).is_file():
             wrong = check_gif(output / entry["gif"], entry["gif_frames"], entry["width"], entry["height"])
             if wrong:
                 problems.append(f"{output / entry['gif']}: {wrong}")
+        for name in videos:
+            if (output / name).is_file() and (wrong := check_video(output / name)):
+                problems.append(f"{output / name}: {wrong}")
     for line in problems:
         print(line, file=out)
     gifs = len(manifest.renders)
-    print(f"verified {len(manifest.files)} files and {gifs} GIFs: "
+    videos = sum(len(entry.get("videos", {})) for entry in manifest.renders.values())
+    print(f"verified {len(manifest.files)} files, {gifs} GIFs and {videos} videos: "
           + (f"{len(problems)} problem(s)" if problems else "all intact"), file=out)
     return len(problems)

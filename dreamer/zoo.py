@@ -39,6 +39,12 @@ class Style:
     def total_steps(self) -> int:
         return self.octaves * self.steps
 
+    @property
+    def frame_steps(self) -> list[int]:
+        """The step each frame of a render shows: 0 (the photo), every `every` steps, and the last."""
+        total = self.total_steps
+        return [0] + [n for n in range(1, total + 1) if n % self.every == 0 or n == total]
+
     def to_dict(self) -> dict:
         """Plain data, for the manifest and the render key."""
         data = dataclasses.asdict(self)

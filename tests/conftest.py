@@ -48,7 +48,8 @@ class _Refs(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         for name, value in attrs:
-            if name in ("href", "src", "data-gif", "data-still") and value is not None:
+            if value is not None and (name in ("href", "src", "poster", "data-gif", "data-still")
+                                      or name.startswith(("data-webm", "data-mp4"))):
                 self.refs.append((tag, name, value))
 
 

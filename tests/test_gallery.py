@@ -143,7 +143,8 @@ def test_deleted_photo_loses_its_files_and_row(copy):
     assert [e["input"] for e in manifest["photos"].values()] == ["chelsea.jpg"]
     for key in keys_of(old, input="coffee.jpg"):
         assert not list((site / "renders").glob(f"{key}.*"))
-    assert len(list((site / "photos").iterdir())) == 1 and len(list((site / "renders").iterdir())) == 4
+    # two renders left, each a GIF, a still, a WebM and an MP4 (64 px: no smaller rendition)
+    assert len(list((site / "photos").iterdir())) == 1 and len(list((site / "renders").iterdir())) == 2 * 4
     assert "coffee" not in (site / "index.html").read_text() and not list(site.glob("photo-coffee-*.html"))
 
 
@@ -171,7 +172,7 @@ def test_dry_run_renders_and_writes_nothing(copy):
     before = snapshot(copy / "site")
     out = io.StringIO()
     summary = gallery.build(load(copy / "gallery.toml"), dry_run=True, out=out)
-    assert (summary.rendered, summary.reused, summary.deleted) == (2, 2, 4)
+    assert (summary.rendered, summary.reused, summary.deleted) == (2, 2, 2 * 4)  # GIF, still, WebM, MP4 each
     assert "would render chelsea.jpg · vgg16-eyes" in out.getvalue() and done(summary) == set()
     assert snapshot(copy / "site") == before
 

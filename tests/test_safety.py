@@ -246,7 +246,12 @@ def test_a_lost_manifest_is_rebuilt_from_the_renders_on_disk(built, site_copy, c
 
 
 def test_a_version_1_site_is_adopted_without_rendering(site_copy, capsys):
+    """Version 1 wrote GIFs and stills only: a GIF-only gallery's site, its manifest made version 1."""
     site = site_copy / "site"
+    with open(site_copy / "gallery.toml", "a") as f:
+        f.write("[video]\nformats = []\n")
+    assert build_main(site_copy) == 0
+    assert not list((site / "renders").glob("*.webm"))
     manifest = json.loads((site / "manifest.json").read_text())
     v2 = dict(manifest)
     for entry in manifest["renders"].values():

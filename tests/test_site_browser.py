@@ -172,6 +172,7 @@ LOAD_ALL_IMAGES = """
 })()
 """
 LINKS = "Array.from(document.querySelectorAll('a[href]')).map((a) => a.href)"
+VIDEOS_READY = "Array.from(document.querySelectorAll('video')).every((v) => v.readyState >= 2 && v.videoWidth > 0)"
 
 
 def exists(url: str) -> bool:
@@ -193,10 +194,16 @@ def crawl(browser: Chromium, start: str) -> dict:
         url = todo.pop(0)
         since = len(browser.events)
         browser.open(url)
-        records = browser.evaluate(LOAD_ALL_IMAGES)
+        records = browser.evaluate(LOAD_ALL_IMAGES)  # scrolling through, it brings every video near the viewport
         for img in records:
             assert img["naturalWidth"] > 0, f"{url}: image {img['src']} did not load"
             assert img["width"] and img["height"] and img["alt"] and img["loading"] == "lazy", (url, img)
+        deadline = time.monotonic() + 20
+        while not browser.evaluate(VIDEOS_READY):
+            assert time.monotonic() < deadline, f"{url}: videos did not load"
+            time.sleep(0.1)
+        records += browser.evaluate("Array.from(document.querySelectorAll('video')).map((v) => "
+                                    "({src: v.currentSrc, naturalWidth: v.videoWidth}))")
         for link in browser.evaluate(LINKS):
             link = urldefrag(link).url
             assert link.startswith(root), f"{url}: link {link} leaves the site"
@@ -263,18 +270,23 @@ def test_pause_play_and_replay_in_sync(browser, served_site):
     browser.open(url)
     browser.evaluate(LOAD_ALL_IMAGES)
     assert browser.evaluate("document.querySelector('[data-controls]').hidden") is False
-    click = "document.querySelector('[data-action=%s]').click()"
-    srcs = "Array.from(document.querySelectorAll('img[data-gif]')).map((i) => i.getAttribute('src'))"
+    click = "document.querySelector('[data-action=%s]').click(), true"
+    state = "Array.from(document.querySelectorAll('video')).map((v) => [v.paused, v.currentTime])"
+    deadline = time.monotonic() + 20
+    while not browser.evaluate(VIDEOS_READY):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     browser.evaluate(click % "toggle")
-    paused = browser.evaluate(srcs)
-    assert paused and all(s.endswith(".jpg") for s in paused)
-    assert all(i["naturalWidth"] > 0 for i in browser.evaluate(LOAD_ALL_IMAGES))
+    paused = browser.evaluate(state)
+    assert len(paused) == 6 and all(p for p, _ in paused)
+    time.sleep(0.3)
+    assert browser.evaluate(state) == paused  # paused videos stay where they are
     browser.evaluate(click % "toggle")
-    assert all(s.endswith(".gif") for s in browser.evaluate(srcs))
+    time.sleep(0.3)
+    assert not any(p for p, _ in browser.evaluate(state))
     browser.evaluate(click % "replay")
-    browser.evaluate("new Promise((r) => setTimeout(r, 500))")
-    assert all(s.endswith(".gif?replay=1") for s in browser.evaluate(srcs))
-    assert all(i["naturalWidth"] > 0 for i in browser.evaluate(LOAD_ALL_IMAGES))
+    times = [t for _, t in browser.evaluate(state)]
+    assert max(times) - min(times) < 0.3 and max(times) < 0.5  # all from the start, together
     assert browser.errors(since) == []
 
 
@@ -320,9 +332,13 @@ if __name__ == "__main__":  # python tests/test_site_browser.py SITE_FOLDER OUT.
     chromium = Chromium(width=width, height=height)
     try:
         chromium.open((site_folder / "index.html").resolve().as_uri())
-        chromium.evaluate(LOAD_ALL_IMAGES)
-        chromium.evaluate("document.querySelector('[data-action=toggle]').click()")  # paused: the finished dreams
-        chromium.evaluate(LOAD_ALL_IMAGES)
+        # as a visitor first sees it: the videos in view loaded, on the finished dream they start with
+        deadline = time.monotonic() + 30
+        while not chromium.evaluate("Array.from(document.querySelectorAll('video')).filter((v) => v.currentSrc)"
+                                    ".every((v) => v.readyState >= 2) && !!document.querySelector('video source')"):
+            assert time.monotonic() < deadline, "the videos did not load"
+            time.sleep(0.1)
+        time.sleep(0.3)
         chromium.screenshot(out)
     finally:
         chromium.close()
