@@ -58,10 +58,10 @@ def encode_gif(
     the end frames twice in a row. Frames that are equal after quantisation are merged into
     one with the summed duration. `palette` is "per-frame" (an adaptive palette each),
     "shared" (one palette from a sample of all frames) or "auto" (AUTO_PALETTE); `dither`
-    turns on Floyd-Steinberg dithering; `lossy` (gifsicle's --lossy, e.g. 40: about 15 % smaller, 37 dB from the
-    lossless GIF) lets gifsicle trade exactness for size. The GIF's comment marks it as Dreamer's, with `meta` (a dict:
-    what made it). The file is written atomically, then optimised with `gifsicle -O3` (which keeps the
-    comment) when gifsicle is on PATH and succeeds.
+    turns on Floyd-Steinberg dithering; `lossy` (gifsicle's --lossy, e.g. 40: about 15 % smaller,
+    37 dB from the lossless GIF) lets gifsicle trade exactness for size. The GIF's comment marks it as
+    Dreamer's, with `meta` (a dict: what made it). The file is written atomically, then optimised with
+    `gifsicle -O3` (which keeps the comment) when gifsicle is on PATH and succeeds.
     """
     if palette not in PALETTES:
         raise ValueError(f"unknown palette {palette!r}; use one of {', '.join(PALETTES)}")
@@ -153,4 +153,5 @@ def _gifsicle(gif: Path, lossy: int = 0) -> None:
     if exe is None:
         return
     with contextlib.suppress(OSError, subprocess.SubprocessError), atomic_path(gif) as out:
-        subprocess.run([exe, "-O3", *([f"--lossy={lossy}"] if lossy else []), str(gif), "-o", str(out)], check=True, capture_output=True, timeout=300)
+        options = ["-O3", *([f"--lossy={lossy}"] if lossy else [])]
+        subprocess.run([exe, *options, str(gif), "-o", str(out)], check=True, capture_output=True, timeout=300)

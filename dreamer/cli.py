@@ -133,7 +133,7 @@ def _render(args) -> int:
                for style in styles}
     written = [(kind, path) for outs in outputs.values() for gif in outs
                for kind, path in (("the GIF", gif), ("the still", None if args.no_still else gif.with_suffix(".jpg")),
-                                  *((f"the {name.upper()}", path) for name, (path, _) in options.video.paths(gif).items()))
+                                  *((f"the {name}", path) for name, (path, _) in options.video.paths(gif).items()))
                if path is not None]
     check_outputs(written, Inputs([*args.inputs, *([args.guide] if args.guide else [])]), args.overwrite)
     failed = 0

@@ -90,8 +90,9 @@ def check_video(path) -> str | None:
 
     import imageio_ffmpeg
 
-    result = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-xerror", "-i", str(path), "-map", "0:v:0",
-                             "-f", "null", "-"], capture_output=True, timeout=300)
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-xerror", "-i", str(path), "-map", "0:v:0",
+               "-f", "null", "-"]
+    result = subprocess.run(command, capture_output=True, timeout=300)
     errors = result.stderr.decode("utf-8", "replace").strip()
     if result.returncode or errors:
         return f"does not decode as a video ({' '.join(errors.split())[:200] or f'ffmpeg exit {result.returncode}'})"

@@ -1,8 +1,9 @@
 """Dreamer's mark in the files it writes, so that it can tell its own files from a user's.
 
 A GIF carries a comment, `{"made_by": "Dreamer", ...}` with what the render was (engine, frames,
-backend, precision), and a video the same in its comment tag; a still or photo the EXIF Software tag `Dreamer`; a page the
-`<meta name="generator" content="Dreamer">` of templates/base.html. `read_mark` reads any of them back.
+backend, precision), and a video the same in its comment tag; a still or photo the EXIF Software tag
+`Dreamer`; a page the `<meta name="generator" content="Dreamer">` of templates/base.html. `read_mark` reads
+any of them back.
 """
 
 import json
@@ -63,8 +64,8 @@ def _video_comment(path: Path) -> str | None:
 
     import imageio_ffmpeg
 
-    result = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"],
-                            capture_output=True, timeout=60, check=True)
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"]
+    result = subprocess.run(command, capture_output=True, timeout=60, check=True)
     for line in result.stdout.decode("utf-8", "replace").splitlines():
         if line.lower().startswith("comment="):
             return re.sub(r"\\(.)", r"\1", line.split("=", 1)[1])

@@ -17,7 +17,7 @@ from dreamer.gallery import build
 from dreamer.settings import load
 
 from conftest import REPO, make_tiny
-from test_site_browser import CHROMIUM, LOAD_ALL_IMAGES, Chromium, _QuietHandler
+from test_site_browser import LOAD_ALL_IMAGES, _QuietHandler, browser  # noqa: F401 (a fixture)
 
 # Two styles of different schedules (5 and 3 frames), so the slider has to map shares of the dream to frames.
 TOML = """\
@@ -60,16 +60,6 @@ def wait_until(browser, expression, timeout=20):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        message = "chromium is not installed: apt-get install -y chromium"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
-    chromium = Chromium()
-    yield chromium
-    chromium.close()
-
-
-@pytest.fixture(scope="module")
 def video_site(tmp_path_factory):
     """Three photos x two styles with videos, built, under http://127.0.0.1:PORT/REPO/site/."""
     root = tmp_path_factory.mktemp("serve")
@@ -87,6 +77,11 @@ def pages(site: Path) -> list[str]:
     return ["index.html", *sorted(p.name for p in site.glob("photo-*.html")), *sorted(p.name for p in site.glob("style-*.html"))]
 
 
+def address(video_site, page: str, over: str) -> str:
+    site, base = video_site
+    return base + page if over == "http" else (site / page).as_uri()
+
+
 def frame_at(steps: list[int], share: float) -> int:
     """The frame a video of these steps shows at `share` of its dream (the last whose step is not past it)."""
     return max(i for i, step in enumerate(steps) if step <= share * steps[-1] + 1e-9)
@@ -94,10 +89,10 @@ def frame_at(steps: list[int], share: float) -> int:
 
 @pytest.mark.parametrize("over", ["http", "file"])
 def test_every_video_loads_plays_and_loops(browser, video_site, over):
-    site, base = video_site
+    site, _ = video_site
     for page in pages(site):
         since = len(browser.events)
-        browser.open(base + page if over == "http" else (site / page).as_uri())
+        browser.open(address(video_site, page, over))
         browser.evaluate(SCROLL_THROUGH)
         wait_until(browser, "Array.from(document.querySelectorAll('video.dream-video')).every((v) => v.readyState >= 2)")
         videos = browser.evaluate(VIDEOS)
@@ -119,11 +114,12 @@ def test_every_video_loads_plays_and_loops(browser, video_site, over):
         assert browser.errors(since) == [], page
 
 
-def test_one_slider_puts_every_video_at_the_same_step(browser, video_site):
-    site, base = video_site
+@pytest.mark.parametrize("over", ["http", "file"])
+def test_one_slider_puts_every_video_at_the_same_step(browser, video_site, over):
+    site, _ = video_site
     photo = next(p for p in pages(site) if p.startswith("photo-"))
     for page in ("index.html", photo):
-        browser.open(base + page)
+        browser.open(address(video_site, page, over))
         browser.evaluate(SCROLL_THROUGH)
         wait_until(browser, "Array.from(document.querySelectorAll('video.dream-video')).every((v) => v.readyState >= 1)")
         count = browser.evaluate("Number(document.querySelector('#scrub').max)") + 1
@@ -193,12 +189,12 @@ def test_small_cells_get_the_small_rendition(browser, video_site):
         browser.send("Emulation.clearDeviceMetricsOverride", session=True)
 
 
-def test_reduced_motion_shows_posters_until_play(browser, video_site):
-    _, base = video_site
+@pytest.mark.parametrize("over", ["http", "file"])
+def test_reduced_motion_shows_posters_until_play(browser, video_site, over):
     browser.send("Emulation.setEmulatedMedia", session=True,
                  features=[{"name": "prefers-reduced-motion", "value": "reduce"}])
     try:
-        browser.open(base + "index.html")
+        browser.open(address(video_site, "index.html", over))
         browser.evaluate(SCROLL_THROUGH)
         time.sleep(1)
         videos = browser.evaluate(VIDEOS)
@@ -210,11 +206,11 @@ def test_reduced_motion_shows_posters_until_play(browser, video_site):
         browser.send("Emulation.setEmulatedMedia", session=True, features=[])
 
 
-def test_without_javascript_the_gifs_play(browser, video_site):
-    _, base = video_site
+@pytest.mark.parametrize("over", ["http", "file"])
+def test_without_javascript_the_gifs_play(browser, video_site, over):
     browser.send("Emulation.setScriptExecutionDisabled", session=True, value=True)
     try:
-        browser.open(base + "index.html")
+        browser.open(address(video_site, "index.html", over))
         browser.evaluate("Array.from(document.images).forEach((i) => { i.loading = 'eager'; }), true")
         wait_until(browser, "Array.from(document.images).every((i) => i.complete)")
         gifs = browser.evaluate("Array.from(document.images).filter((i) => i.src.endsWith('.gif'))"
