@@ -5,6 +5,7 @@
     python build.py --dry-run        say what would render and what would be deleted
     python build.py --only chelsea.jpg --only vgg16-eyes --force
     python build.py --verify         check every file of the site against the manifest's sha256
+    python build.py --cluster auto   render on the Ray cluster this machine joined (ray start --address=...)
 
 A build writes, replaces and deletes only the files its manifest records as Dreamer's; it never writes an
 input, and one build at a time runs in an output folder (--wait waits for the one running).
@@ -20,6 +21,7 @@ sys.path.insert(0, str(HERE))  # works from a fresh clone, installed or not
 
 from dreamer.errors import DreamerError  # noqa: E402
 from dreamer.gallery import build  # noqa: E402
+from dreamer.gallery.cluster import check_address  # noqa: E402
 from dreamer.lock import holding  # noqa: E402
 from dreamer.settings import load  # noqa: E402
 from dreamer.site_files import STATE  # noqa: E402
@@ -36,6 +38,9 @@ def main(argv=None) -> int:
     parser.add_argument("--verify", action="store_true",
                         help="check every file's sha256 and every GIF's frames against the manifest; build nothing")
     parser.add_argument("--wait", action="store_true", help="if another build holds the site, wait for it")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="render on Ray (pip install -e '.[cluster]'): auto, ray://HOST:PORT, HOST:PORT, local or "
+                             "local:N (default: gallery.toml's cluster, else here, one render at a time)")
     args = parser.parse_args(argv)
     try:
         settings = load(args.config)
@@ -44,7 +49,14 @@ def main(argv=None) -> int:
                 else contextlib.nullcontext()
             with lock:
                 return 1 if verify(settings.output, sys.stdout) else 0
-        summary = build(settings, force=args.force, only=args.only, dry_run=args.dry_run, wait=args.wait)
+        address = check_address(args.cluster) if args.cluster else settings.cluster
+        executor = None
+        if address and not args.dry_run:
+            from dreamer.gallery.cluster import Cluster  # Ray is imported only here
+
+            executor = Cluster(address)
+        summary = build(settings, force=args.force, only=args.only, dry_run=args.dry_run, wait=args.wait,
+                        executor=executor)
     except DreamerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,12 @@ class DreamerError(Exception):
     """Base of every error the CLI prints as one line, without a traceback."""
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: DreamerErrors as they are, others with their type."""
+    text = str(exc) if isinstance(exc, DreamerError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
 class InputError(DreamerError):
     """An input image that cannot be used; the message names the file."""
 

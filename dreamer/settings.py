@@ -32,6 +32,7 @@ DEFAULTS = {
     "templates": None,  # a folder of templates overriding the built-in ones, file by file
     "size": 384,  # long side of every GIF, still and photo in pixels
     "seed": 0,
+    "cluster": "",  # render on Ray: auto, local, local:N, ray://HOST:PORT or HOST:PORT ("" renders here)
     "batch": "auto",  # tiles per network call and photos dreamed together (auto: from free accelerator memory)
     "precision": None,  # "auto", "float32" or "bfloat16" for every style whose table does not set one
     "styles": ["vgg16-eyes", "vgg16-deep", "hed-edges", "effnet-lite0-objects"],
@@ -75,6 +76,7 @@ class Settings:
     size: int
     seed: int
     batch: int | str
+    cluster: str
     styles: tuple[Style, ...]
     gif: dict
     video: dict
@@ -169,6 +171,7 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
         size=integer("size", data["size"], MIN_SIZE, MAX_SIZE),
         seed=integer("seed", data["seed"], 0, MAX_SEED),
         batch=_batch(data["batch"], fail),
+        cluster=_cluster(text("cluster"), fail),
         styles=_with_precision(_styles(data["styles"], data["style"], fail), data["precision"], data["style"], fail),
         gif=dict(gif), video=video, source=source, root=root,
     )
@@ -188,6 +191,15 @@ def _video(video, fail) -> dict:
     if small != 0 and (isinstance(small, bool) or not isinstance(small, int) or not MIN_SIZE <= small <= MAX_SIZE):
         fail("video.small", f"must be 0 (none) or an integer from {MIN_SIZE} to {MAX_SIZE}, got {small!r}")
     return {"formats": list(formats), "small": small}
+
+
+def _cluster(address: str, fail) -> str:
+    from dreamer.gallery.cluster import ClusterError, check_address
+
+    try:
+        return check_address(address) if address else ""
+    except ClusterError as exc:
+        fail("cluster", f"{address!r}: {str(exc).split(': ', 1)[1]}")
 
 
 def _site_url(url: str, fail) -> str:

@@ -3,7 +3,8 @@
 Video has one frame rate, the GIF a duration per frame: each frame is repeated for its duration in ticks
 of the largest common step of all durations (25 frames a second for 120, 1200 and 2000 ms), no finer than
 MIN_TICK_MS. Repeated frames cost the encoders almost nothing. yuv420p needs even sides: an odd last row or
-column is dropped. The file's comment tag carries Dreamer's mark, as a GIF's comment does.
+column is dropped. The file's comment tag carries Dreamer's mark, as a GIF's comment does; the same frames
+give the same bytes.
 """
 
 import math
@@ -93,7 +94,8 @@ def encode_video(frames, path, shown, fmt=None, long_side=None, meta=None) -> Vi
     if long_side:
         crf = params.index("-crf") + 1
         params = [*params[:crf], str(int(params[crf]) + SMALL_CRF_STEP), *params[crf + 1:]]
-    params = [*params, "-metadata", f"comment={gif_comment(**(meta or {}))}", "-f", fmt]
+    # bitexact: no random container IDs or version tags, so that the same frames give the same bytes
+    params = [*params, "-fflags", "+bitexact", "-metadata", f"comment={gif_comment(**(meta or {}))}", "-f", fmt]
     with atomic_path(path) as tmp:
         writer = imageio_ffmpeg.write_frames(str(tmp), even, fps=1000 / tick, codec=codec, quality=None,
                                              macro_block_size=2, ffmpeg_log_level="error", output_params=params)

@@ -68,7 +68,7 @@ def test_gallery_precision_applies_where_a_style_sets_none(tmp_path):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("colour = 'red'", "unknown key 'colour'; known keys: title, intro"),
+    ("wallpaper = 'red'", "unknown key 'wallpaper'; known keys: title, intro"),
     ("sizes = 320", "unknown key 'sizes'; did you mean size?"),
     ("size = 'big'", "size: must be an integer from 32 to 4096, got 'big'"),
     ("size = 10", "size: must be an integer"),
@@ -79,6 +79,7 @@ def test_gallery_precision_applies_where_a_style_sets_none(tmp_path):
     ("styles = ['vgg16-eyes', 'vgg16-eyes']", "styles: 'vgg16-eyes' is listed twice"),
     ("[gif]\npalette = 'fancy'", "gif.palette: must be one of"),
     ("[gif]\nspeed = 2", "unknown key 'gif.speed'; known: frame_ms"),
+    ("cluster = 'everywhere'", "cluster: 'everywhere': use auto, local, local:N, ray://HOST:PORT or HOST:PORT"),
     ("[video]\nformat = ['mp4']", "unknown key 'video.format'; did you mean formats?"),
     ("[video]\nformats = ['avi']", "video.formats: must be a list of 'webm' and 'mp4' (or [] for GIFs only), got ['avi']"),
     ("[video]\nsmall = 10", "video.small: must be 0 (none) or an integer from 32 to 4096, got 10"),
