@@ -55,6 +55,8 @@ def main(argv=None) -> int:
             from dreamer.gallery.cluster import Cluster  # Ray is imported only here
 
             executor = Cluster(address)
+            for note in executor.notes:
+                print(note, file=sys.stderr)
         summary = build(settings, force=args.force, only=args.only, dry_run=args.dry_run, wait=args.wait,
                         executor=executor)
     except DreamerError as exc:

@@ -40,15 +40,26 @@ def gpu_has_native_bf16() -> bool:
     return bool(capabilities) and min(capabilities) >= 8.0
 
 
+_PLANNED_AUTO = None  # what 'auto' means where the renders run, when that is not here (a cluster's workers)
+
+
+def plan_auto_as(precision: str) -> None:
+    """Make `resolve('auto')` answer `precision`: a build that renders on other machines plans with theirs."""
+    global _PLANNED_AUTO
+    _PLANNED_AUTO = precision
+
+
 def resolve(precision: str) -> str:
     """Turn 'auto' into 'bfloat16' or 'float32' for this machine (bfloat16 with an AMX CPU or an Ampere-or-newer
-    NVIDIA GPU); check the name."""
+    NVIDIA GPU), or for the machines the renders run on (plan_auto_as); check the name."""
     if precision not in PRECISIONS:
         from dreamer.errors import DreamerError
 
         raise DreamerError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
+    if _PLANNED_AUTO:
+        return _PLANNED_AUTO
     return "bfloat16" if cpu_has_native_bf16() or gpu_has_native_bf16() else "float32"
 
 

@@ -2,20 +2,24 @@
 (dreamer.gallery.execute, dreamer.gallery.cluster), write the results into the site (dreamer.gallery.write).
 
 A build holds the output folder's lock, and writes, replaces and deletes only the files its manifest records
-as Dreamer's (dreamer.site_files). Each job ends with a status instead of raising; the manifest and the pages
-are rewritten after every finished render, so an interrupted build leaves a valid site and the next resumes.
+as Dreamer's (dreamer.site_files). Each job ends with a status instead of raising; the manifest is saved after
+every finished render and the pages every PAGES_EVERY seconds and at the end, so an interrupted build leaves a
+valid site (its pages show what was finished when they were written) and the next one resumes.
 """
 
 import sys
+import time
 from dataclasses import dataclass, field
 
-from dreamer.gallery.execute import Serial, groups, in_render_order, photos_together
+from dreamer.gallery.execute import Serial, groups, in_render_order
 from dreamer.gallery.plan import (IMAGE_SUFFIXES, Job, Photo, Plan, check_folder, list_inputs, make_plan, slug,
                                   video_options)
 from dreamer.gallery.write import prepare_photo, record
 from dreamer.lock import holding
 from dreamer.settings import Settings
 from dreamer.site_files import STATE
+
+PAGES_EVERY = 2.0  # seconds between page rewrites while renders finish (the manifest is saved after each)
 
 __all__ = ["IMAGE_SUFFIXES", "Job", "Photo", "Plan", "Summary", "build", "check_folder", "list_inputs", "make_plan",
            "slug", "video_options"]
@@ -98,11 +102,12 @@ def _build(plan: Plan, out, executor) -> Summary:
     for job in todo:
         first.setdefault(job.key, job)
     twins = [job for job in todo if first[job.key] is not job]
+    pages_written = time.monotonic()
     try:
         with tqdm(total=len(todo), desc="gallery", unit="render", position=0, dynamic_ncols=True,
                   disable=None if todo else True) as overall:
-            for jobs, results in executor.run(groups(list(first.values()), photos_together(settings.batch)
-                                                      if todo else 1), settings):
+            together = executor.photos_together(settings.batch) if todo else 1
+            for jobs, results in executor.run(groups(list(first.values()), together), settings):
                 for job, result in zip(jobs, results):
                     if isinstance(result, str):
                         job.status, job.message = "failed", f"{job.label}: {result}"
@@ -114,7 +119,9 @@ def _build(plan: Plan, out, executor) -> Summary:
                     overall.update(1)
                 if any(job.status == "rendered" for job in jobs):
                     files.save()
-                    site.write_site(plan)
+                    if time.monotonic() - pages_written >= PAGES_EVERY:
+                        site.write_site(plan)
+                        pages_written = time.monotonic()
             for job in twins:  # reused only if its twin rendered; else it failed the same way
                 twin = first[job.key]
                 if twin.status == "rendered":

@@ -2,8 +2,9 @@
 its networks loaded across jobs; photos travel once each through the object store, results come back as bytes
 for the driver to write (dreamer.gallery.write), so no shared file system is needed.
 
-A worker that dies mid-render is restarted and its in-flight groups retried by Ray (max_restarts,
-max_task_retries); a render that fails on its input comes back as an error line and is never retried.
+A worker (process or node) that dies mid-render costs only its in-flight groups: the driver sends them to the
+other workers and starts a replacement where the cluster has room. A render that fails on its input comes back
+as an error line and is never retried.
 """
 
 import collections
@@ -15,6 +16,8 @@ from dreamer.errors import DreamerError, one_line
 
 ADDRESS = re.compile(r"^(auto|local(:[1-9][0-9]*)?|ray://\S+|[\w.-]+:[0-9]+)$")
 IN_FLIGHT = 2  # groups queued on one actor: the next is there when one ends
+RETRIES = 3  # times a group is sent again after its worker died
+START_TIMEOUT = 60  # seconds for a replacement worker to start; else the cluster has no room for it
 
 
 class ClusterError(DreamerError):
@@ -29,7 +32,7 @@ def check_address(address: str) -> str:
 
 
 def _renderer_class(ray):
-    @ray.remote(max_restarts=-1, max_task_retries=-1)
+    @ray.remote
     class Renderer:
         """A worker process: renders groups of one style (dreamer.gallery.execute.render_group)."""
 
@@ -103,25 +106,41 @@ class Cluster:
         if not gpus and not cpus:
             self.close()
             raise ClusterError(f"--cluster {self.address}: no worker has a GPU or CPU to render on")
-        renderer = _renderer_class(ray)
-        actors = [renderer.options(num_gpus=1, num_cpus=0).remote() for _ in range(gpus)] if gpus else \
-            [renderer.options(num_cpus=1).remote() for _ in range(cpus)]
-        from dreamer.backends import chosen_backend
-        from dreamer.precision import resolve
-
-        wanted = {"backend": chosen_backend(), "precision": resolve("auto")}
+        self._renderer = _renderer_class(ray).options(**({"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": 1}))
+        actors = [self._renderer.remote() for _ in range(gpus or cpus)]
         described = ray.get([actor.describe.remote() for actor in actors], timeout=600)
-        usable = [actor for actor, seen in zip(actors, described)
-                  if {k: seen[k] for k in wanted} == wanted]  # the keys this build planned with
-        if not usable:
-            self.close()
-            raise ClusterError(f"--cluster {self.address}: no worker renders with {wanted['backend']} "
-                               f"{wanted['precision']}, as this build plans (they report "
-                               f"{described[0]['backend']} {described[0]['precision']}); set KERAS_BACKEND "
-                               "here to theirs")
+        kinds = collections.Counter((seen["backend"], seen["precision"]) for seen in described)
+        self.kind = backend, precision = kinds.most_common(1)[0][0]  # the most workers' (backend, precision)
+        self.notes = self._plan_as(backend, precision)
+        usable = [actor for actor, seen in zip(actors, described) if (seen["backend"], seen["precision"]) ==
+                  (backend, precision)]  # only workers that make the keys this build plans
+        if len(usable) < len(actors):
+            self.notes.append(f"note: {len(actors) - len(usable)} of the cluster's {len(actors)} workers render "
+                              f"otherwise than {backend} {precision}: left out")
         for actor in set(actors) - set(usable):
             ray.kill(actor, no_restart=True)
+        self.gpus = gpus
         return usable
+
+    @staticmethod
+    def _plan_as(backend: str, precision: str) -> list[str]:
+        """Plan the build's keys with the workers' backend and precision (this machine may differ: a laptop
+        driving GPUs); the note saying so, if they differ."""
+        from dreamer.backends import chosen_backend
+        from dreamer.precision import plan_auto_as, resolve
+
+        here = (chosen_backend(), resolve("auto"))
+        os.environ["KERAS_BACKEND"] = backend  # what chosen_backend() answers from now on: planning imports no Keras
+        plan_auto_as(precision)
+        if here == (backend, precision):
+            return []
+        return [f"note: planning with the cluster's workers: {backend} {precision} (here: {here[0]} {here[1]})"]
+
+    def photos_together(self, batch) -> int:
+        """Photos of one style sent together: `batch`, or for 'auto' as many as one worker's renderer takes."""
+        from dreamer.batching import CPU_AUTO_BATCH, MAX_AUTO_BATCH
+
+        return batch if batch != "auto" else MAX_AUTO_BATCH if self.gpus else CPU_AUTO_BATCH
 
     def run(self, groups, settings):
         """Send the groups to the actors, at most IN_FLIGHT queued on each; yield (jobs, results) as they end."""
@@ -138,19 +157,49 @@ class Cluster:
                 out.append((name, photos[name]))
             return out
 
+        lost = collections.Counter()  # a group's id -> the times its worker died under it
         while queue or pending:
-            while queue and load[actor := min(self.actors, key=load.get)] < IN_FLIGHT:  # the least loaded first
-                jobs = queue.popleft()
+            while queue and self.actors and load[actor := min(self.actors, key=load.get)] < IN_FLIGHT:
+                jobs = queue.popleft()  # to the least loaded worker
                 pending[actor.render.remote(sources(jobs), jobs[0].style, settings)] = (jobs, actor)
                 load[actor] += 1
+            if not pending:  # no worker left
+                for jobs in queue:
+                    yield jobs, ["no worker of the cluster is left; run build.py again"] * len(jobs)
+                return
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             jobs, actor = pending.pop(ref)
-            load[actor] -= 1
+            if actor in load:
+                load[actor] -= 1
             try:
                 results = ray.get(ref)
-            except ray.exceptions.RayError as exc:  # lost beyond Ray's retries: the jobs fail, the build goes on
+            except ray.exceptions.RayActorError as exc:  # its worker died: the group goes again, elsewhere
+                if actor in load:
+                    self._replace(actor, load)
+                lost[id(jobs)] += 1
+                if lost[id(jobs)] <= RETRIES:
+                    queue.appendleft(jobs)
+                    continue
+                results = [f"lost with {RETRIES + 1} workers of the cluster ({one_line(exc)[:200]})"] * len(jobs)
+            except ray.exceptions.RayError as exc:
                 results = [f"lost on the cluster ({one_line(exc)[:200]}); run build.py again"] * len(jobs)
             yield jobs, results
+
+    def _replace(self, dead, load: dict) -> None:
+        """Drop a dead worker and start another in its place, if the cluster has room for it in START_TIMEOUT."""
+        ray = self.ray
+        self.actors.remove(dead)
+        del load[dead]
+        ray.kill(dead, no_restart=True)
+        new = self._renderer.remote()
+        try:
+            seen = ray.get(new.describe.remote(), timeout=START_TIMEOUT)
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayError):
+            ray.kill(new, no_restart=True)
+            return
+        if (seen["backend"], seen["precision"]) == self.kind:
+            self.actors.append(new)
+            load[new] = 0
 
     def close(self):
         """Stop the actors (what they were doing is dropped) and disconnect; a local Ray is shut down."""

@@ -89,6 +89,10 @@ class Serial:
 
     names_nodes = False  # all on this machine
 
+    @staticmethod
+    def photos_together(batch) -> int:
+        return photos_together(batch)
+
     def run(self, groups, settings):
         from tqdm import tqdm
 
