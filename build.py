@@ -13,6 +13,7 @@ input, and one build at a time runs in an output folder (--wait waits for the on
 
 import argparse
 import contextlib
+import signal
 import sys
 from pathlib import Path
 
@@ -20,12 +21,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # works from a fresh clone, installed or not
 
 from dreamer.errors import DreamerError  # noqa: E402
-from dreamer.gallery import build  # noqa: E402
+from dreamer.gallery import STOPPING, build  # noqa: E402
 from dreamer.gallery.cluster import check_address  # noqa: E402
 from dreamer.lock import holding  # noqa: E402
 from dreamer.settings import load  # noqa: E402
 from dreamer.site_files import STATE  # noqa: E402
 from dreamer.verify import verify  # noqa: E402
+
+
+def _interrupt(signum, frame):
+    STOPPING.set()  # seen after the current render, should the KeyboardInterrupt be swallowed on its way
+    raise KeyboardInterrupt
 
 
 def main(argv=None) -> int:
@@ -69,4 +75,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, _interrupt)
     sys.exit(main())

@@ -52,10 +52,23 @@ def render_key(input_sha256: str, style, options: dict) -> str:
     """The key of dreaming these bytes with this style and these render options.
 
     The style's name and description are left out: renaming a style or rewording it reuses its renders.
-    So are options that are off, so that a new option, off by default, keeps the old keys."""
+    So are options that are off, so that a new option, off by default, keeps the old keys. A style image counts
+    by its bytes."""
     definition = {k: v for k, v in style_definition(style).items() if k not in _COSMETIC and not _neutral(v)}
+    if style.style_image:  # the painting's bytes, not its path: a new painting renders again, a moved one not
+        definition["style_image"] = _painting_digest(style.style_image)
+    else:
+        definition.pop("style_weight", None)  # the weight of a term that is not there
     return _hash({"input": input_sha256, "style": definition, "options": options,
                   "engine": ENGINE_VERSION, "backend": chosen_backend()})
+
+
+def _painting_digest(path) -> str | None:
+    """sha256 of a style image, or None if it cannot be read (its render then fails, naming the file)."""
+    try:
+        return file_digest(path)
+    except OSError:
+        return None
 
 
 def photo_key(input_sha256: str, size: int) -> str:

@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--class", dest="target_class", metavar="NAME_OR_INDEX",
                         help="dream toward an ImageNet class (with no --style: effnet-lite0-class)")
     render.add_argument("--guide", metavar="IMAGE", help="dream toward this photo's features on the style's layers")
+    render.add_argument("--style-image", metavar="PAINTING",
+                        help="also dream toward this painting's textures and colours (Gram matrices, Gatys et al.)")
+    render.add_argument("--style-weight", type=float, metavar="W", help="how much of the painting (1)")
     render.add_argument("--contrast", action="store_const", const=True,
                         help="stretch the frames' 1-99%% range to full contrast (class styles)")
     render.add_argument("--pingpong", action="store_true", help="loop forward then back")
@@ -121,7 +124,8 @@ def _render(args) -> int:
     styles = [get_style(name).replace(octaves=args.octaves, octave_scale=args.octave_scale, steps=args.steps,
                                       step_size=args.step_size, every=args.every, tile_size=args.tile_size,
                                       precision=args.precision, keep_colors=args.keep_colors,
-                                      target_class=args.target_class, contrast=args.contrast, guide=args.guide)
+                                      target_class=args.target_class, contrast=args.contrast, guide=args.guide,
+                                      style_image=args.style_image, style_weight=args.style_weight)
               for name in names]
     if args.zoom is not None and not 1.0 < args.zoom <= 2.0:
         raise DreamerError(f"--zoom {args.zoom:g}: use a factor between 1 and 2, such as 1.03")
@@ -135,7 +139,8 @@ def _render(args) -> int:
                for kind, path in (("the GIF", gif), ("the still", None if args.no_still else gif.with_suffix(".jpg")),
                                   *((f"the {name}", path) for name, (path, _) in options.video.paths(gif).items()))
                if path is not None]
-    check_outputs(written, Inputs([*args.inputs, *([args.guide] if args.guide else [])]), args.overwrite)
+    read = [*args.inputs, *(path for path in (args.guide, args.style_image) if path)]
+    check_outputs(written, Inputs(read), args.overwrite)
     failed = 0
     for style in styles:  # a style's photos of one size dream together (render_many)
         outs = outputs[style.name]

@@ -135,6 +135,40 @@ def guide(image, name: str, extract) -> Objective:
     return Objective(fn, frozenset([name]), f"guide({name!r})")
 
 
+# Gatys et al.'s layers for VGG16; other networks use their style's own layers
+VGG16_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+
+
+def gram(activations):
+    """The Gram matrices (B, C, C) of activations (B, H, W, C): channel correlations averaged over positions."""
+    from keras import ops
+
+    act = ops.cast(activations, "float32")
+    channels = act.shape[-1]
+    flat = ops.reshape(act, (ops.shape(act)[0], -1, channels))
+    return ops.einsum("bpc,bpd->bcd", flat, flat) / ops.cast(ops.shape(flat)[1], "float32")
+
+
+def style_image(image, layers, extract) -> Objective:
+    """How close the dream's textures are to a painting's (Gatys et al.): minus the mean over `layers` of the
+    squared distance between the dream's Gram matrices and the painting's, each divided by the painting's squared
+    norm so that every layer counts alike (0 is the painting's own textures). `image` is the painting (uint8) at
+    the dream's scale; `extract` maps images to activations with `layers`. Through tiles, each tile is scored
+    and the scores add up, as for every objective."""
+    from keras import ops
+
+    painting = extract(ops.convert_to_tensor(to_unit_range(image[None])))
+    targets = {name: gram(painting[name])[0] for name in layers}
+    scales = {name: 1.0 / ops.maximum(ops.sum(target * target), 1e-12) for name, target in targets.items()}
+
+    def fn(activations):
+        distances = [ops.sum((gram(activations[name]) - targets[name]) ** 2, axis=(1, 2)) * scales[name]
+                     for name in layers]
+        return -sum(distances) / len(layers)
+
+    return Objective(fn, frozenset(layers), f"style_image({len(layers)} layers)")
+
+
 def total_variation() -> Objective:
     """The mean absolute difference between neighbouring pixels of the input image: subtract a little
     of it (`- 0.05 * total_variation()`) to smooth a dream."""

@@ -69,7 +69,7 @@ def schedule_of(style) -> Schedule:
 
 @functools.lru_cache(maxsize=8)
 def _dreamer_for(network: str, precision: str, layer_items: tuple, channel_items: tuple, target_class: str,
-                 guide: str, objective_text: str):
+                 guide: str, objective_text: str, painting: str = "", painting_weight: float = 1.0, size: int = 512):
     loaded = load_network(network, precision)
     layers = dict(layer_items)
     if objective_text:
@@ -82,15 +82,22 @@ def _dreamer_for(network: str, precision: str, layer_items: tuple, channel_items
         objective = objectives.from_guide(guide_image, layers, loaded.extractor(sorted(layers)))
     else:
         objective = objectives.from_style_parts(layers, dict(channel_items))
+    if painting:
+        style_layers = objectives.VGG16_STYLE_LAYERS if network == "vgg16" else tuple(sorted(layers))
+        image = resize_to_long_side(load_image(painting), size)
+        objective = objective + painting_weight * objectives.style_image(image, style_layers,
+                                                                         loaded.extractor(list(style_layers)))
     extract = loaded.extractor(sorted(objective.layers))
     return extract, objective, None if target_class else make_stepper(extract, objective)
 
 
-def prepare(style):
-    """(extract, objective, stepper) for a style, built once per network, precision and objective.
-    A class style has no stepper: it renders with the visualisation recipe."""
+def prepare(style, size: int = 512):
+    """(extract, objective, stepper) for a style, built once per network, precision and objective (and for a
+    style image, the render size its painting is scaled to). A class style has no stepper: it renders with the
+    visualisation recipe."""
     return _dreamer_for(style.network, resolve(style.precision), tuple(sorted(style.layers.items())),
-                        tuple(sorted(style.channels.items())), style.target_class, style.guide, style.objective)
+                        tuple(sorted(style.channels.items())), style.target_class, style.guide, style.objective,
+                        style.style_image, float(style.style_weight), size if style.style_image else 0)
 
 
 CLASS_SIDE = 448  # the short side the visualisation recipe was measured at (NOTES: bananas at 448 px)
@@ -113,7 +120,7 @@ def _class_frames(input_name, image, extract, objective, style, options, on_step
 
 def _frames(input_name, style, options: RenderOptions, on_step):
     image = input_image(input_name, options.size, options.seed)
-    extract, objective, stepper = prepare(style)
+    extract, objective, stepper = prepare(style, options.size)
     if style.target_class:
         return _class_frames(input_name, image, extract, objective, style, options, on_step)
     batch = resolve_batch(options.batch, stepper, *image.shape[:2], style.tile_size)
@@ -176,7 +183,7 @@ def render_many(inputs, style, outputs, options: RenderOptions = RenderOptions()
             images[i] = input_image(name, options.size, options.seed)
         except DreamerError as exc:
             results[i] = exc
-    _, _, stepper = prepare(style)
+    _, _, stepper = prepare(style, options.size)
     schedule = schedule_of(style)
     for shape, same in _together(images, stepper, schedule):
         batch = resolve_batch(options.batch, stepper, *shape, schedule.tile_size)

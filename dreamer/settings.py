@@ -172,7 +172,9 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
         seed=integer("seed", data["seed"], 0, MAX_SEED),
         batch=_batch(data["batch"], fail),
         cluster=_cluster(text("cluster"), fail),
-        styles=_with_precision(_styles(data["styles"], data["style"], fail), data["precision"], data["style"], fail),
+        styles=tuple(_rooted(style, root) for style in
+                     _with_precision(_styles(data["styles"], data["style"], fail), data["precision"], data["style"],
+                                     fail)),
         gif=dict(gif), video=video, source=source, root=root,
     )
 
@@ -268,6 +270,13 @@ def _styles(names, tables, fail) -> tuple[Style, ...]:
         if name not in names:
             fail(f"style.{name}", f"defined but not listed in styles; add {name!r} to styles or remove it")
     return tuple(styles)
+
+
+def _rooted(style: Style, root: Path) -> Style:
+    """The style with its style image's path relative to the settings file's folder made absolute."""
+    if not style.style_image:
+        return style
+    return style.replace(style_image=str((root / Path(style.style_image).expanduser()).resolve()))
 
 
 def _style(name: str, table) -> Style:

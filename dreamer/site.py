@@ -42,6 +42,8 @@ def style_info(style) -> list[tuple[str, str]]:
              ("steps", f"{style.steps} per octave, step size {style.step_size:g}"),
              ("frames", f"one every {style.every} steps"),
              ("precision", resolve(style.precision))]
+    if style.style_image:
+        rows.append(("painting", f"{Path(style.style_image).name} ×{style.style_weight:g} (its textures: Gram matrices)"))
     if style.keep_colors:
         rows.append(("colours", "kept from the photo"))
     return rows

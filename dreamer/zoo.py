@@ -33,6 +33,8 @@ class Style:
     contrast: bool = False  # stretch the frames' 1-99 % range to full range (class styles)
     guide: str = ""  # a photo's path: dream toward its features on `layers` (objectives.from_guide)
     objective: str = ""  # instead of `layers`: maths of objectives, "layer('mixed3') - 0.1 * total_variation()"
+    style_image: str = ""  # a painting's path: also dream toward its textures (objectives.style_image)
+    style_weight: float = 1.0  # how much of the painting: the style_image term's weight
     description: str = ""
 
     @property
@@ -88,6 +90,9 @@ class Style:
             ("step_size", 0 < self.step_size <= 1, "must be in (0, 1]"),
             ("every", isinstance(self.every, int) and self.every >= 1, "must be an integer >= 1"),
             ("tile_size", isinstance(self.tile_size, int) and self.tile_size >= 64, "must be an integer >= 64"),
+            ("style_weight", isinstance(self.style_weight, (int, float)) and 0 < self.style_weight <= 1e6,
+             "must be a number > 0"),
+            ("style_image", not (self.style_image and self.target_class), "cannot be used in a class style"),
         ]
         for key, ok, problem in checks:
             if not ok:

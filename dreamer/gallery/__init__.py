@@ -8,6 +8,7 @@ valid site (its pages show what was finished when they were written) and the nex
 """
 
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -20,6 +21,9 @@ from dreamer.settings import Settings
 from dreamer.site_files import STATE
 
 PAGES_EVERY = 2.0  # seconds between page rewrites while renders finish (the manifest is saved after each)
+# Set by build.py's SIGINT handler: the build stops after the group it is on, even where the KeyboardInterrupt
+# itself was swallowed (raised inside a garbage-collector callback, Python only prints it).
+STOPPING = threading.Event()
 
 __all__ = ["IMAGE_SUFFIXES", "Job", "Photo", "Plan", "Summary", "build", "check_folder", "list_inputs", "make_plan",
            "slug", "video_options"]
@@ -122,6 +126,8 @@ def _build(plan: Plan, out, executor) -> Summary:
                     if time.monotonic() - pages_written >= PAGES_EVERY:
                         site.write_site(plan)
                         pages_written = time.monotonic()
+                if STOPPING.is_set():
+                    raise KeyboardInterrupt
             for job in twins:  # reused only if its twin rendered; else it failed the same way
                 twin = first[job.key]
                 if twin.status == "rendered":

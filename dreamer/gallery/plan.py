@@ -161,8 +161,10 @@ def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
 
 
 def _read_files(settings: Settings, photos: list[Photo]) -> list[Path]:
-    """Every file a build reads: photos, guide images, the config file, the templates. None may be written."""
+    """Every file a build reads: photos, guide and style images, the config file, the templates. None may be
+    written."""
     paths = [p.path for p in photos] + [Path(s.guide) for s in settings.styles if s.guide]
+    paths += [Path(s.style_image) for s in settings.styles if s.style_image]
     if settings.source != "settings":
         paths.append(Path(settings.source))
     if settings.templates is not None:
