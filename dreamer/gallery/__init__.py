@@ -116,8 +116,11 @@ def _build(plan: Plan, out, executor) -> Summary:
                     if isinstance(result, str):
                         job.status, job.message = "failed", f"{job.label}: {result}"
                     else:
-                        record(job, result, settings, files)
-                        job.status = "rendered"
+                        try:
+                            record(job, result, settings, files)
+                            job.status = "rendered"
+                        except OSError as exc:  # the site cannot take the file (a full disk): this job fails
+                            job.status, job.message = "failed", f"{job.label}: {exc.filename}: {exc.strerror or exc}"
                     _report(job, manifest, overall, result.node if executor.names_nodes and job.status == "rendered"
                             else None)
                     overall.update(1)
