@@ -57,8 +57,7 @@ def driver_rate(config: Path) -> tuple[float, float, float, float]:
     results = []
     for job in jobs:
         entry = plan.manifest.renders[job.key]
-        names = {"gif": job.gif, "still": job.still, **job.videos(settings)}
-        files = {role: (settings.output / name).read_bytes() for role, name in names.items()}
+        files = {role: (settings.output / name).read_bytes() for role, name in job.roles(settings).items()}
         results.append(Rendered(files, entry["frames"], entry["gif_frames"], entry["width"], entry["height"],
                                 entry["seconds"], entry["backend"], entry["precision"], "here"))
     for job in jobs:  # new bytes each time, as for new renders: nothing is skipped as unchanged

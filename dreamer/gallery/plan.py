@@ -72,9 +72,13 @@ class Job:
         """name ("webm", "mp4-small", ...) -> site path of the videos beside the GIF."""
         return {name: str(path) for name, (path, _) in video_options(settings).paths(self.gif).items()}
 
+    def roles(self, settings: Settings) -> dict[str, str]:
+        """Every file of the render by its role ("gif", "still", "webm", "mp4-small", ...) -> site path."""
+        return {"gif": self.gif, "still": self.still, **self.videos(settings)}
+
     def files(self, settings: Settings) -> list[str]:
         """Every file of the render: GIF, still, videos."""
-        return [self.gif, self.still, *self.videos(settings).values()]
+        return list(self.roles(settings).values())
 
     @property
     def label(self) -> str:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def record(job: Job, result: Rendered, settings: Settings, files: SiteFiles) -> None:
     """Write a finished render's files at its job's names (atomic, recorded as Dreamer's) and its manifest entry."""
-    names = {"gif": job.gif, "still": job.still, **job.videos(settings)}
+    names = job.roles(settings)
     for role, data in result.files.items():
         files.write(names[role], data)
     files.manifest.renders[job.key] = render_entry(
