@@ -501,6 +501,9 @@ def run_gallery(mode: str, quick: bool, timeout: float, out: Path | None, assign
         set_top_level(folder / "gallery.toml", list(assignments))
         result["settings"] = list(assignments)
         shutil.copytree(settings.inputs, folder / settings.inputs.relative_to(ROOT))
+        for painting in {Path(style.style_image) for style in settings.styles if style.style_image}:
+            (folder / painting.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(painting, folder / painting.relative_to(ROOT))  # a style image, relative to gallery.toml
         env = dict(os.environ, KERAS_BACKEND="jax", PYTHONUNBUFFERED="1")
         if mode == "random":
             env["DREAMER_CACHE"] = str(folder / "cache")  # nothing of the user's cache is read or written

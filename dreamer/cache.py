@@ -14,6 +14,7 @@ from pathlib import Path
 from dreamer import ENGINE_VERSION
 from dreamer.atomic import write_text
 from dreamer.backends import chosen_backend
+from dreamer.networks.trained import weights_digest
 from dreamer.precision import resolve
 
 KEY_CHARS = 16  # 64 bits of sha256: plenty for a gallery, short in file names
@@ -59,6 +60,9 @@ def render_key(input_sha256: str, style, options: dict) -> str:
         definition["style_image"] = _painting_digest(style.style_image)
     else:
         definition.pop("style_weight", None)  # the weight of a term that is not there
+    trained_weights = weights_digest(style.network)
+    if trained_weights:  # a network of the user's: retrained, it renders again
+        definition["network_weights"] = trained_weights
     return _hash({"input": input_sha256, "style": definition, "options": options,
                   "engine": ENGINE_VERSION, "backend": chosen_backend()})
 

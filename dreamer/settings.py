@@ -291,3 +291,14 @@ def _style(name: str, table) -> Style:
     if base is None:
         return Style.from_dict({"name": name, **table})
     return Style.from_dict({**get_style(base).to_dict(), **table, "name": name})
+
+
+def gallery_inputs(path="gallery.toml") -> Path:
+    """The photos folder of the gallery.toml `path` (its `inputs`, default inputs/ beside it), read without
+    validating the rest: `dreamer train`'s photos when it is given none."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = {}
+    return path.parent / str(data.get("inputs", DEFAULTS["inputs"]))

@@ -130,9 +130,17 @@ STYLES: dict[str, Style] = {s.name: s for s in [
 ]}
 
 
+def all_styles() -> dict[str, Style]:
+    """The zoo's styles and those of the networks `dreamer train` saved (NAME-mid, NAME-deep, NAME-class)."""
+    from dreamer.networks import trained
+
+    return {**STYLES, **{s.name: s for s in trained.styles() if s.name not in STYLES}}
+
+
 def get_style(name: str) -> Style:
-    """The zoo style called `name`, or a one-line StyleError with the closest names."""
+    """The style called `name` (the zoo's or a trained network's), or a one-line StyleError with the closest."""
+    styles = STYLES if name in STYLES else all_styles()
     try:
-        return STYLES[name]
+        return styles[name]
     except KeyError:
-        raise StyleError(f"unknown style {name!r}{closest(name, STYLES, '`dreamer styles` lists them')}") from None
+        raise StyleError(f"unknown style {name!r}{closest(name, styles, '`dreamer styles` lists them')}") from None

@@ -7,7 +7,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import pytest
+from PIL import Image, ImageDraw, ImageFilter
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_TOML = """\
@@ -33,6 +35,23 @@ def make_tiny(folder: Path, toml: str = TINY_TOML, photos=("chelsea.jpg", "coffe
         shutil.copyfile(REPO / "inputs" / name, folder / "inputs" / name)
     (folder / "gallery.toml").write_text(toml)
     return folder
+
+
+PALETTE = [(250, 170, 30), (30, 120, 230), (240, 60, 40), (250, 240, 200), (20, 200, 180)]
+
+
+def paint(path, seed=0, size=256):
+    """A seeded painting: 400 thick strokes of five colours on deep blue, softened a little."""
+    rng = np.random.default_rng(seed)
+    canvas = Image.new("RGB", (size, size), (20, 30, 80))
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(400):
+        x, y = rng.integers(0, size, 2)
+        angle, length = rng.uniform(0, np.pi), rng.integers(10, 40)
+        draw.line([(x, y), (x + length * np.cos(angle), y + length * np.sin(angle))],
+                  fill=PALETTE[rng.integers(len(PALETTE))], width=int(rng.integers(3, 8)))
+    canvas.filter(ImageFilter.GaussianBlur(0.8)).save(path)
+    return path
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from dreamer.precision import cpu_has_native_bf16
+
 from conftest import REPO, check_site, make_tiny
 
 RAY = Path(sys.executable).with_name("ray")
@@ -200,5 +202,6 @@ def test_the_driver_plans_with_the_workers_backend(cluster, serial_site, tmp_pat
     folder = make_tiny(tmp_path, TOML, photos=PHOTOS)
     code, out = finished(build_py(folder, "--cluster", cluster, env={**ENV, "KERAS_BACKEND": "jax"}))
     assert code == 0, out
-    assert "note: planning with the cluster's workers: tensorflow float32 (here: jax float32)" in out
+    here = "bfloat16" if cpu_has_native_bf16() else "float32"  # auto on this CPU (AMX or not), workers' and ours
+    assert f"note: planning with the cluster's workers: tensorflow {here} (here: jax {here})" in out
     assert files_of(folder / "site") == files_of(serial_site)

@@ -6,33 +6,16 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
 from dreamer import objectives
 from dreamer.images import load_image, resize_to_long_side, to_unit_range
 from dreamer.render import RenderOptions, render
 from dreamer.zoo import get_style
 
-from conftest import REPO, make_tiny
+from conftest import REPO, make_tiny, paint
 
 SIZE = 128
-PALETTE = [(250, 170, 30), (30, 120, 230), (240, 60, 40), (250, 240, 200), (20, 200, 180)]
-
-
-def paint(path, seed=0, size=256):
-    """A seeded painting: 400 thick strokes of five colours on deep blue, softened a little."""
-    rng = np.random.default_rng(seed)
-    canvas = Image.new("RGB", (size, size), (20, 30, 80))
-    draw = ImageDraw.Draw(canvas)
-    for _ in range(400):
-        x, y = rng.integers(0, size, 2)
-        angle, length = rng.uniform(0, np.pi), rng.integers(10, 40)
-        draw.line([(x, y), (x + length * np.cos(angle), y + length * np.sin(angle))],
-                  fill=PALETTE[rng.integers(len(PALETTE))], width=int(rng.integers(3, 8)))
-    canvas.filter(ImageFilter.GaussianBlur(0.8)).save(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def painting(tmp_path_factory):
     return paint(tmp_path_factory.mktemp("art") / "strokes.png")

@@ -20,6 +20,7 @@ class Network:
     weights: str
     build: Callable[[], "keras.Model"]  # noqa: F821 - a flat functional model, input in [-1, 1]
     classes: Callable[[], list[str]] | None = None  # the names of its `logits` layer, if it has a head
+    trained: bool = False  # fine-tuned by `dreamer train` (networks/trained.py), not built in
 
 
 class KerasNetwork:
@@ -83,7 +84,9 @@ def register(network: Network) -> Network:
 
 
 def _register_builtin():
-    from dreamer.networks import efficientnet_lite, hed, inceptionv3, mobilenetv2, vgg16  # noqa: F401 - they register themselves
+    from dreamer.networks import efficientnet_lite, hed, inceptionv3, mobilenetv2, trained, vgg16  # noqa: F401 - they register themselves
+
+    trained.register_all()  # and the networks `dreamer train` saved
 
 
 @functools.lru_cache(maxsize=4)
@@ -98,5 +101,6 @@ def load_network(name: str, precision: str = "float32"):
             return KerasNetwork(NETWORKS[name].build())
         if external.is_external(name):
             return external.load(name)
-    hint = closest(name, NETWORKS, "built in: " + ", ".join(sorted(NETWORKS)))
+    built_in = sorted(n for n, net in NETWORKS.items() if not net.trained)
+    hint = closest(name, NETWORKS, "built in: " + ", ".join(built_in))
     raise StyleError(f"unknown network {name!r}{hint}")
