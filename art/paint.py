@@ -1,5 +1,5 @@
 """Paint `art/swirls.png`, the default gallery's style image: a seeded flow-field painting of thousands of
-short brush strokes that follow swirling currents, in night blues, ochre and cream. Same seed, same bytes.
+short brush strokes that follow swirling currents, in night blues, ochre and cream. Same seed, same pixels.
 
     python art/paint.py [--seed 7] [--size 768]
     python art/paint.py --many 80 --size 256 -o paintings/   # 80 more (seeds 100-179): art to train a network on

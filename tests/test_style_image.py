@@ -103,3 +103,14 @@ def test_render_with_a_style_image_from_the_cli(tmp_path, painting, capsys):
     assert main(["render", str(REPO / "inputs" / "coffee.jpg"), "--style-image", str(tmp_path / "none.png"),
                  "--size", "48", "--steps", "1", "-o", str(tmp_path / "n.gif")]) == 1
     assert f"{tmp_path / 'none.png'}: file not found" in capsys.readouterr().err
+
+
+def test_the_default_gallerys_painting_is_the_seeded_script_s():
+    """art/swirls.png, the default gallery's style image, is what art/paint.py paints from its seed (pixels)."""
+    import runpy
+    import tomllib
+
+    gallery = tomllib.loads((REPO / "gallery.toml").read_text())
+    assert gallery["style"]["swirls-painting"]["style_image"] == "art/swirls.png"
+    painted = runpy.run_path(str(REPO / "art" / "paint.py"))["paint"]()
+    assert np.array_equal(np.asarray(painted), np.asarray(Image.open(REPO / "art" / "swirls.png").convert("RGB")))
