@@ -166,6 +166,19 @@ def test_a_retrained_network_renders_again_and_zoo_keys_stay(trained, art_set, d
         data_dir / "networks" / "strokes" / "network.weights.h5")
 
 
+def test_class_folders_name_the_classes_and_loose_files_are_named(tmp_path):
+    from dreamer.training.data import class_files
+
+    paintings(tmp_path / "art" / "baroque", range(2))
+    paintings(tmp_path / "art" / "cubism" / "late", range(2))  # a class's images at any depth
+    paint(tmp_path / "art" / "stray.png")
+    lines = []
+    found = class_files(tmp_path / "art", None, warn=lines.append)
+    assert {name: len(files) for name, (_, files) in found.items()} == {"baroque": 2, "cubism": 2}
+    assert lines == [f"ignored 1 file(s) in {tmp_path / 'art'} beside its class folders, such as stray.png: "
+                     "move them into a class folder"]
+
+
 @pytest.mark.parametrize("case, fault", [
     ("empty", "no images for class 'art'"),
     ("one-image", "one image for class 'art'"),

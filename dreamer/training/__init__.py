@@ -42,7 +42,8 @@ def train(name: str, art, photos=None, base: str = "effnet-lite0", epochs: int =
     if not 1 <= epochs <= 1000:
         raise DreamerError(f"--epochs {epochs}: use a whole number from 1 to 1000")
     trained.check_name(name, STYLES)
-    images = data.read(data.class_files(Path(art), Path(photos) if photos else None), round(side * 8 / 7), warn)
+    classes = data.class_files(Path(art), Path(photos) if photos else None, warn)
+    images = data.read(classes, round(side * 8 / 7), warn)
     learn, held = images.split(seed)
     started = time.time()
     classifier, history = _fit(base, learn, held, side, epochs, seed, progress)

@@ -43,8 +43,9 @@ class Images:
         return Images(self.pixels[mask], self.labels[mask], self.classes)
 
 
-def class_files(art: Path, photos: Path | None) -> dict[str, tuple[Path, list[Path]]]:
-    """{class name: (its folder, its files)}, or a one-line DreamerError naming the folder at fault."""
+def class_files(art: Path, photos: Path | None, warn=print) -> dict[str, tuple[Path, list[Path]]]:
+    """{class name: (its folder, its files)}, or a one-line DreamerError naming the folder at fault; `warn` gets a
+    line for files left beside class folders (they belong to no class)."""
     if not art.is_dir():
         raise DreamerError(f"{art}: no such folder; give a folder of art images (or of class folders)")
     folders = sorted(p for p in art.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -52,6 +53,10 @@ def class_files(art: Path, photos: Path | None) -> dict[str, tuple[Path, list[Pa
         raise DreamerError(f"{art}: one class folder ({folders[0].name}); add a folder for another class, or "
                            "put the art straight into it to train art against photos")
     if folders:
+        loose = _files(art, deep=False)
+        if loose:
+            warn(f"ignored {len(loose)} file(s) in {art} beside its class folders, such as {loose[0].name}: "
+                 "move them into a class folder")
         return {folder.name: (folder, _files(folder, deep=True)) for folder in folders}
     if photos is None or not photos.is_dir():
         raise DreamerError(f"{art}: art without class folders trains against photos, and {photos} is not a "
