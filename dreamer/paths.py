@@ -15,7 +15,6 @@ def cache_dir() -> Path:
 
 def data_dir() -> Path:
     """The user's Dreamer data folder ($DREAMER_DATA overrides it): what they made with Dreamer, such as the
-    networks `dreamer train` fine-tuned; created if missing."""
-    path = Path(os.environ.get("DREAMER_DATA") or platformdirs.user_data_dir("dreamer"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    networks `dreamer train` fine-tuned. Not created here: reading it (every render key asks) writes nothing;
+    the atomic writes that save into it make their folders."""
+    return Path(os.environ.get("DREAMER_DATA") or platformdirs.user_data_dir("dreamer"))
