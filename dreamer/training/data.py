@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from dreamer.errors import DreamerError, InputError
 from dreamer.images import load_image
@@ -93,10 +93,5 @@ def read(classes: dict[str, tuple[Path, list[Path]]], side: int, warn=print) -> 
 
 
 def square(image: np.ndarray, side: int) -> np.ndarray:
-    """The image's short side scaled to `side`, then its centre `side` x `side`."""
-    height, width = image.shape[:2]
-    scale = side / min(height, width)
-    size = (max(side, round(width * scale)), max(side, round(height * scale)))
-    resized = np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC, reducing_gap=3.0))
-    top, left = (size[1] - side) // 2, (size[0] - side) // 2
-    return resized[top:top + side, left:left + side]
+    """The image's centre square, scaled to `side` x `side` (Pillow's ImageOps.fit)."""
+    return np.asarray(ImageOps.fit(Image.fromarray(image), (side, side), Image.BICUBIC))
