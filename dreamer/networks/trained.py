@@ -141,8 +141,8 @@ def check_name(name: str, taken) -> None:
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", name):
         raise StyleError(f"network name {name!r}: use lower-case letters, digits and dashes (up to 40), "
                          "such as my-paintings")
-    builtin = [n for n, net in NETWORKS.items() if not net.trained]
-    clash = [f"{name}-{kind}" for kind in ("mid", "deep", "class") if f"{name}-{kind}" in taken]
-    if name in builtin or clash:
-        raise StyleError(f"network name {name!r}: {'a built-in network' if name in builtin else 'the zoo has a style '}"
-                         f"{'' if name in builtin else clash[0]}; choose another name")
+    if name in NETWORKS and not NETWORKS[name].trained:
+        raise StyleError(f"network name {name!r}: a built-in network; choose another name")
+    for style in (f"{name}-{kind}" for kind in ("mid", "deep", "class")):
+        if style in taken:
+            raise StyleError(f"network name {name!r}: the zoo has a style {style}; choose another name")
