@@ -26,6 +26,8 @@ from dreamer.gallery.execute import Rendered  # noqa: E402
 from dreamer.gallery.write import record  # noqa: E402
 from dreamer.settings import load  # noqa: E402
 
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}  # a loopback bench cluster
+RAY = Path(sys.executable).with_name("ray")
 PHOTOS = ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"]
 STYLE = "octaves = 3\nsteps = 8\nevery = 4\n"
 STYLES = ["vgg16-eyes", "vgg16-deep", "hed-edges", "effnet-lite0-shapes"]
@@ -49,10 +51,6 @@ def timed_build(config: Path, address: str | None) -> float:
     seconds = time.perf_counter() - started
     assert done.returncode == 0 and "rendered 16," in done.stdout, done.stdout[-500:] + done.stderr[-2000:]
     return seconds
-
-
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}  # a loopback bench cluster
-RAY = Path(sys.executable).with_name("ray")
 
 
 def timed_on_running_ray(config: Path) -> float:

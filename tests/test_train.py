@@ -150,7 +150,7 @@ def test_its_styles_are_listed_and_render(trained, data_dir, tmp_path, capsys):
 
 
 def test_a_retrained_network_renders_again_and_zoo_keys_stay(trained, art_set, data_dir):
-    from dreamer.cache import render_key
+    from dreamer.cache import file_digest, render_key
     from dreamer.training import train
     from dreamer.zoo import get_style
 
@@ -162,8 +162,7 @@ def test_a_retrained_network_renders_again_and_zoo_keys_stay(trained, art_set, d
     assert render_key("ab" * 32, get_style("strokes-mid"), {}) != first
     assert render_key("ab" * 32, get_style("effnet-lite0-shapes"), {}) == zoo
     saved = json.loads((data_dir / "networks" / "strokes" / "network.json").read_text())
-    assert saved["weights_sha256"] == __import__("dreamer.cache").cache.file_digest(
-        data_dir / "networks" / "strokes" / "network.weights.h5")
+    assert saved["weights_sha256"] == file_digest(data_dir / "networks" / "strokes" / "network.weights.h5")
 
 
 def test_class_folders_name_the_classes_and_loose_files_are_named(tmp_path):
