@@ -2,8 +2,8 @@
 `python build.py` serially, with `--cluster local:1` and with `--cluster local:2` on this machine, and with
 `--cluster HOST:PORT` on a Ray already running here with one worker (`ray start --head`, as the README's Scale out
 does), each a fresh process timed whole, as a user runs it (Python, Keras and Ray starting included), as ratios
-from one run; Ray's fixed start (a local Ray and its workers ready) timed on its own; then the driver's own
-limits: how many finished renders a second it writes into the site (files, manifest, pages), and the bytes a
+from one run; Ray's fixed start (a local Ray and its workers ready) timed on its own, and Ray alone (imported,
+started and stopped with no worker in it); then the driver's own limits: how many finished renders a second it writes into the site (files, manifest, pages), and the bytes a
 render sends through Ray's object store (the photo once, the results back).
 
 Run: .venv/bin/python bench/bench_cluster.py   (needs the cluster extra: pip install -e '.[cluster]')
@@ -74,6 +74,21 @@ def start_seconds(address: str) -> float:
     return time.perf_counter() - started
 
 
+BARE_RAY = ("import ray; ray.init(address='local', num_cpus=1, include_dashboard=False, log_to_driver=False, "
+            "configure_logging=False); ray.shutdown()")
+
+
+def bare_ray_seconds() -> float:
+    """Seconds a fresh process spends importing Ray, starting a local Ray and stopping it, with no worker in it,
+    beyond a bare Python's start: what any `--cluster local` build pays before and after its renders."""
+    def timed(code: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=ENV, check=True, capture_output=True)
+        return time.perf_counter() - started
+
+    return timed(BARE_RAY) - timed("pass")
+
+
 def driver_rate(config: Path) -> tuple[float, float, float, float]:
     """(renders written a second, seconds of a page rewrite, result bytes a render, photo bytes a render),
     replaying a built site's renders through the driver's write step: record (atomic writes, hashes) and the
@@ -111,6 +126,7 @@ def main():
                  for mode in (None, "local:1", "local:2")}
         running = timed_on_running_ray(gallery(Path(tmp) / "running"))
         start = start_seconds("local:1")
+        bare = bare_ray_seconds()
         rate, pages, result_bytes, photo_bytes = driver_rate(Path(tmp) / "serial" / "gallery.toml")
     serial = times[None]
     print(f"16 renders, 160 px, 4 styles x 4 photos, `python build.py` from nothing: serial {serial:.1f} s")
@@ -119,6 +135,8 @@ def main():
     print(f"--cluster HOST:PORT, a Ray already running with one worker: {running:.1f} s; serial / cluster "
           f"{serial / running:.2f}")
     print(f"Ray's fixed start (a local Ray, one worker with Keras loaded): {start:.1f} s")
+    print(f"Ray alone (a fresh process imports it, starts a local Ray, stops it; no worker): {bare:.1f} s, "
+          f"{bare / serial:.0%} of the serial build")
     print(f"driver: {rate:.1f} finished renders written a second (files, manifest); the pages of this 16-render "
           f"site rewritten in {pages * 1e3:.0f} ms (every {PAGES_EVERY:g} s while renders finish)")
     print(f"object store: {result_bytes / 1e3:.0f} kB of results and {photo_bytes / 1e3:.0f} kB of photo a render")
