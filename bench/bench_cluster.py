@@ -3,8 +3,9 @@
 `--cluster HOST:PORT` on a Ray already running here with one worker (`ray start --head`, as the README's Scale out
 does), each a fresh process timed whole, as a user runs it (Python, Keras and Ray starting included), as ratios
 from one run; Ray's fixed start (a local Ray and its workers ready) timed on its own, and Ray alone (imported,
-started and stopped with no worker in it); then the driver's own limits: how many finished renders a second it writes into the site (files, manifest, pages), and the bytes a
-render sends through Ray's object store (the photo once, the results back).
+started and stopped with no worker in it); then the driver's own limits: how many finished renders a second it
+writes into the site (files, manifest, pages), and the bytes a render sends through Ray's object store (the photo
+once, the results back).
 
 Run: .venv/bin/python bench/bench_cluster.py   (needs the cluster extra: pip install -e '.[cluster]')
 """
@@ -28,6 +29,8 @@ from dreamer.settings import load  # noqa: E402
 
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}  # a loopback bench cluster
 RAY = Path(sys.executable).with_name("ray")
+BARE_RAY = ("import ray; ray.init(address='local', num_cpus=1, include_dashboard=False, log_to_driver=False, "
+            "configure_logging=False); ray.shutdown()")  # Ray started and stopped, nothing run on it
 PHOTOS = ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"]
 STYLE = "octaves = 3\nsteps = 8\nevery = 4\n"
 STYLES = ["vgg16-eyes", "vgg16-deep", "hed-edges", "effnet-lite0-shapes"]
@@ -72,10 +75,6 @@ def start_seconds(address: str) -> float:
     started = time.perf_counter()
     Cluster(address).close()
     return time.perf_counter() - started
-
-
-BARE_RAY = ("import ray; ray.init(address='local', num_cpus=1, include_dashboard=False, log_to_driver=False, "
-            "configure_logging=False); ray.shutdown()")
 
 
 def bare_ray_seconds() -> float:
