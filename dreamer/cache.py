@@ -1,4 +1,4 @@
-"""Content-addressed renders: keys from what makes a picture, and the manifest of what was made.
+"""Content-addressed renders: keys from what makes a picture (the manifest of what was made: dreamer.manifest).
 
 A render's key hashes the input's bytes, the style's definition (precision resolved), the engine
 version, the Keras backend and the render options; a photo's key hashes its bytes and the size.
@@ -8,17 +8,13 @@ no longer referenced. Nothing here imports Keras or TensorFlow.
 
 import hashlib
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from dreamer import ENGINE_VERSION
-from dreamer.atomic import write_text
 from dreamer.backends import chosen_backend
 from dreamer.networks.trained import weights_digest
 from dreamer.precision import resolve
 
 KEY_CHARS = 16  # 64 bits of sha256: plenty for a gallery, short in file names
-MANIFEST_VERSION = 2  # 2 records every file of the site (1: renders and photos only)
 # Style fields that name or describe a style without changing its pictures.
 _COSMETIC = ("name", "description")
 
@@ -78,53 +74,3 @@ def _painting_digest(path) -> str | None:
 def photo_key(input_sha256: str, size: int) -> str:
     """The key of the original photo resized for the gallery."""
     return _hash({"input": input_sha256, "photo": size})
-
-
-@dataclass
-class Manifest:
-    """site/manifest.json: what every render and photo in the site was made from, and every file that is
-    Dreamer's in the site.
-
-    renders: key -> {input, input_sha256, style, definition, options, precision, backend, engine, frames,
-    gif_frames, seconds, width, height, bytes, still_bytes, gif, still}; photos: key -> {input, sha256, width,
-    height, bytes, file}; files: path relative to the site -> {bytes, sha256} for every file a build wrote
-    (renders, photos, pages, static files, .nojekyll): the only files a build may replace or delete.
-    `found` says what load found: "ok", "missing", "corrupt" (not a Dreamer manifest), or "legacy" (version 1,
-    which recorded no files)."""
-
-    renders: dict = field(default_factory=dict)
-    photos: dict = field(default_factory=dict)
-    files: dict = field(default_factory=dict)
-    found: str = "ok"
-
-    @classmethod
-    def load(cls, path) -> "Manifest":
-        """The manifest at `path`; an empty one, saying why in `found`, if it is missing or unreadable."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return cls(found="missing")
-        except (OSError, ValueError):
-            return cls(found="corrupt")
-        try:
-            version = data.get("version")
-            renders, photos = dict(data["renders"]), dict(data["photos"])
-            if version == 1:
-                return cls(renders, photos, found="legacy")
-            if version == MANIFEST_VERSION:
-                return cls(renders, photos, dict(data["files"]))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            pass
-        return cls(found="corrupt")
-
-    def save(self, path) -> None:
-        """Write it atomically (unless unchanged), keys sorted so that commits show small diffs."""
-        data = {"version": MANIFEST_VERSION, "engine": ENGINE_VERSION, "renders": self.renders,
-                "photos": self.photos, "files": self.files}
-        text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-        try:
-            if Path(path).read_text(encoding="utf-8") == text:
-                return
-        except (OSError, ValueError):
-            pass
-        write_text(path, text)

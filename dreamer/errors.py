@@ -34,3 +34,14 @@ class StyleError(DreamerError):
 
 class WeightsError(DreamerError):
     """Weights that are missing, cannot be downloaded, or fail their check."""
+
+
+class BadWeightsFile(WeightsError):
+    """A weights file whose records do not fit in it (damaged or crafted); the message names it and the fix."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(f"{path}: {problem}; the file is damaged or crafted: get a fresh copy")
+
+
+class ThemeError(DreamerError):
+    """A template that fails to render, or that reaches outside Jinja2's sandbox; the message names its file."""

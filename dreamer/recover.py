@@ -1,54 +1,37 @@
 """A manifest rebuilt from what is on disk: after it was lost or garbled, or from a version-1 manifest.
 
 Render files are named by their keys and carry Dreamer's mark (a GIF's comment says what made it), so every
-complete, decodable render is recognised and nothing that is already there renders again.
+complete, decodable render that the build needs is recognised and nothing that is already there renders again.
+Only files at names the build writes are claimed, and only when they prove they are Dreamer's.
 """
-
-import re
-from pathlib import Path
 
 from dreamer.integrity import decode_gif
 from dreamer.marks import read_mark
-from dreamer.site_files import PHOTOS, RENDERS, SiteFiles
-
-_KEYED = re.compile(r"^[0-9a-f]{16}(-small)?\.(gif|jpg|webm|mp4)$")
-_V1_PAGE = re.compile(r"^(index|(photo|style)-[a-z0-9-]+)\.html$")  # what version 1 took as its pages
+from dreamer.site_files import SiteFiles
 
 
-def adopt_marked(files: SiteFiles, static: dict) -> int:
+def adopt_marked(files: SiteFiles, wanted) -> None:
     """Record as Dreamer's the files that the state folder's copy of the record lists (as recorded: a file
-    changed since fails its check), then every other file of the site that carries Dreamer's mark (renders,
-    photos, pages), the static files equal to the templates' (`static`: name -> source path) and an empty
-    .nojekyll. Returns the count."""
-    output = files.output
-    files.names.update(files.recorded())
-    candidates = [f"{sub}/{f.name}" for sub in (RENDERS, PHOTOS) if (output / sub).is_dir()
-                  for f in sorted((output / sub).iterdir()) if _KEYED.match(f.name) and f.is_file()]
-    candidates += [f.name for f in sorted(output.glob("*.html")) if f.is_file()]
-    for name in candidates:
-        if not files.owns(name) and read_mark(output / name) is not None:
-            files.adopt(name)
-    for name, source in static.items():
-        target = output / "static" / name
-        if not files.owns(f"static/{name}") and target.is_file() and target.read_bytes() == Path(source).read_bytes():
-            files.adopt(f"static/{name}")
-    if not files.owns(".nojekyll") and (output / ".nojekyll").is_file() and (output / ".nojekyll").stat().st_size == 0:
-        files.adopt(".nojekyll")
-    return len(files.names)
+    changed since fails its check), then each file at a name this build writes (`wanted`) that proves it is
+    Dreamer's: its mark (renders, photos, pages), its template's bytes (static files), an empty .nojekyll.
+    Nothing else in the folder is claimed, whatever its name or content."""
+    for name, record in files.recorded().items():
+        files.names.setdefault(name, record)
+    files.adopt_proven(wanted)
 
 
-def adopt_legacy(files: SiteFiles, static: dict) -> None:
-    """Record the files that a version-1 build took as its own: its renders' and photos' files, its pages, the
-    static files and .nojekyll. A render whose files are missing or do not decode is dropped (it renders again)."""
+def adopt_legacy(files: SiteFiles, wanted) -> None:
+    """Record what a version-1 build wrote that this build writes too (`wanted`): the renders' and photos' files
+    its manifest lists under their keys (version 1 marked none), and the pages, static files and .nojekyll that
+    prove they are Dreamer's. A render whose files are missing or do not decode is dropped (it renders again)."""
     output, manifest = files.output, files.manifest
-    names = [f.name for f in output.iterdir() if _V1_PAGE.match(f.name) and f.is_file()]
-    names += [f"static/{name}" for name in static] + [".nojekyll"]
-    names += [e["file"] for e in manifest.photos.values()]
-    for entry in manifest.renders.values():
-        names += [entry["gif"], entry["still"]]
-    for name in names:
-        if (output / name).is_file():
+    wanted = set(wanted)
+    listed = {e["file"] for e in manifest.photos.values()}
+    listed |= {name for entry in manifest.renders.values() for name in (entry["gif"], entry["still"])}
+    for name in sorted(listed & wanted):
+        if (output / name).is_file() and not (output / name).is_symlink():
             files.adopt(name)
+    files.adopt_proven(sorted(wanted - listed))
     for key, entry in list(manifest.renders.items()):
         found = on_disk(files, entry["gif"], entry["still"])
         if found is None or found["bytes"] != entry.get("bytes"):

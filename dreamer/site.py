@@ -9,7 +9,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
+from dreamer.errors import ThemeError
+from dreamer.manifest import VIDEO_NAMES
 from dreamer.precision import resolve
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -22,12 +25,61 @@ def page_name(kind: str, name: str) -> str:
     return f"{kind}-{slug(name)}.html"
 
 
+def _own_file(path: Path, folder) -> Path:
+    """`path`, or a one-line ThemeError when it is a link to a file outside `folder`: a theme must not publish
+    what it links to (~/.ssh/id_rsa)."""
+    if not path.resolve().is_relative_to(Path(folder).resolve()):
+        raise ThemeError(f"{path}: a link to {path.resolve()}, outside {folder}; copy the file into the theme "
+                         "if it is meant to be published")
+    return path
+
+
+class _FolderLoader(jinja2.FileSystemLoader):
+    """Jinja2's FileSystemLoader, refusing a template that links outside the folder it was found in."""
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = super().get_source(environment, template)
+        _own_file(Path(filename), next(f for f in self.searchpath if Path(filename).is_relative_to(f)))
+        return source, filename, uptodate
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja2's sandbox, whose template errors (a theme reaching for Python's internals, an undefined name, bad
+    syntax) stop the build as one ThemeError line naming the template's file and line."""
+
+    def handle_exception(self, source=None):
+        try:
+            super().handle_exception(source)
+        except jinja2.TemplateError as error:
+            raise ThemeError(f"{_where(error, self.loader.searchpath)}: {_problem(error)}") from None
+
+
+def _where(error: jinja2.TemplateError, folders) -> str:
+    """'FILE, line N' of the innermost template in `error`'s traceback (a file in one of `folders`)."""
+    where = "a template"
+    tb = error.__traceback__
+    while tb is not None:
+        if any(Path(tb.tb_frame.f_code.co_filename).is_relative_to(folder) for folder in folders):
+            where = f"{tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def _problem(error: jinja2.TemplateError) -> str:
+    """What went wrong, and for a refused access what templates may use instead."""
+    message = " ".join(str(error).split())
+    if isinstance(error, SecurityError):
+        return (f"refused: {message} Templates render in Jinja2's sandbox: use the page's variables and "
+                "filters, not Python's internals")
+    return f"{type(error).__name__}: {message}"
+
+
 def environment(settings) -> jinja2.Environment:
-    """Templates from settings.templates (if set) over the built-in ones, autoescaped."""
+    """Templates from settings.templates (if set) over the built-in ones, autoescaped, in Jinja2's sandbox: a
+    gallery.toml from someone else may name a theme, which must not run code."""
     folders = [str(f) for f in (settings.templates, TEMPLATES) if f is not None]
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(folders), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True)
+    env = _Sandbox(loader=_FolderLoader(folders), autoescape=True, undefined=jinja2.StrictUndefined,
+                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["url"] = lambda path: quote(str(path), safe="/#")
     return env
 
@@ -91,6 +143,7 @@ def _cell(job, row, column, manifest, output: Path) -> dict:
     entry = manifest.renders.get(job.key) if job.key else None
     videos = entry.get("videos", {}) if entry else {}
     if entry and all((output / name).is_file() for name in (entry["gif"], entry["still"], *videos.values())):
+        videos = [(role, videos[role]) for role in sorted(VIDEO_NAMES) if role in videos]
         cell.update(state="ready", gif=entry["gif"], still=entry["still"], width=entry["width"],
                     height=entry["height"], alt=f"{row['name']} dreamed with {column['name']}",
                     videos=videos, timeline=_timeline(entry) if videos else None)
@@ -108,11 +161,13 @@ def _timeline(entry) -> dict | None:
 
 
 def static_sources(settings) -> dict[str, Path]:
-    """name -> file of the static files the site copies: the built-in ones, overridden by settings.templates'."""
+    """name -> file of the static files the site copies (hidden ones aside): the built-in ones, overridden by
+    settings.templates'."""
     sources = {}
     for folder in (TEMPLATES, settings.templates):
         if folder is not None and (folder / "static").is_dir():
-            sources.update({f.name: f for f in sorted((folder / "static").iterdir()) if f.is_file()})
+            files = sorted(f for f in (folder / "static").iterdir() if f.is_file() and not f.name.startswith("."))
+            sources.update({f.name: _own_file(f, folder) for f in files})
     return sources
 
 
@@ -125,6 +180,19 @@ def site_names(settings, photo_names) -> list[str]:
 def write_site(plan) -> None:
     """Write every page, the static files and .nojekyll through plan.files (which records them); files whose
     content is unchanged are left alone. Pages no longer needed are the build's to delete, after this."""
+    pages = render_pages(plan)
+    # What a page links to is written before it (static files, new pages, the other pages, the index),
+    # so an interruption at any point leaves no broken link from the index.
+    for name, source in static_sources(plan.settings).items():
+        plan.files.write(f"static/{name}", source.read_bytes())
+    plan.files.write(".nojekyll", b"")
+    output = plan.settings.output
+    for name in sorted(pages, key=lambda name: (name == "index.html", (output / name).exists())):
+        plan.files.write(name, pages[name].encode("utf-8"))
+
+
+def render_pages(plan) -> dict[str, str]:
+    """{file name: HTML} of every page of the site as the plan's manifest has it (ThemeError from a bad theme)."""
     env = environment(plan.settings)
     context = _context(plan)
     pages = {}
@@ -142,12 +210,4 @@ def write_site(plan) -> None:
     cells = [cell for row in rows for cell in row["cells"]]
     pages["index.html"] = env.get_template("index.html").render(
         page="index", url="", preview=_preview(context["site"]["description"], cells), **context)
-
-    # What a page links to is written before it (static files, new pages, the other pages, the index),
-    # so an interruption at any point leaves no broken link from the index.
-    for name, source in static_sources(plan.settings).items():
-        plan.files.write(f"static/{name}", source.read_bytes())
-    plan.files.write(".nojekyll", b"")
-    output = plan.settings.output
-    for name in sorted(pages, key=lambda name: (name == "index.html", (output / name).exists())):
-        plan.files.write(name, pages[name].encode("utf-8"))
+    return pages

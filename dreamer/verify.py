@@ -2,9 +2,9 @@
 
 import os
 
-from dreamer.cache import Manifest, file_digest
+from dreamer.cache import file_digest
 from dreamer.integrity import check_gif, check_video
-from dreamer.site_files import MANIFEST
+from dreamer.manifest import MANIFEST, Manifest
 
 
 def verify(output, out) -> int:
@@ -14,7 +14,7 @@ def verify(output, out) -> int:
         print(f"{output / MANIFEST}: {manifest.found} (a version-2 Dreamer manifest is needed); run "
               "python build.py to rebuild it", file=out)
         return 1
-    problems = []
+    problems = list(manifest.problems)
     for name, expected in sorted(manifest.files.items()):
         path = output / name
         if expected["sha256"] is None:

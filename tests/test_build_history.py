@@ -1,14 +1,17 @@
-"""A seeded history of edits, kills and damage: after the last clean build the site equals one built from
-scratch, every file verifies, and no file that is not Dreamer's was touched."""
+"""A seeded history of edits, kills, damage and hostile manifests: after the last clean build the site equals one
+built from scratch, every file verifies, and no file that Dreamer did not record and still hold byte for byte was
+touched. Kills happen at events the seed picks, not after a time, so a seed replays its history."""
 
+import contextlib
+import io
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -36,13 +39,49 @@ def _build(folder: Path, *args) -> int:
     return build_py().main(["--config", str(folder / "gallery.toml"), *args])
 
 
+def _build_as_a_user(folder: Path, left: set, log: list) -> None:
+    """A build, then what its lines tell a user: each file it left in place and asks to move out goes to moved/
+    (and the build runs again); each it left in place as no longer its own stays, noted in `left`."""
+    for _ in range(4):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = _build(folder)
+        moved = False
+        for line in err.getvalue().splitlines():
+            path = _named(line)
+            if path is None or not path.exists():
+                continue
+            if "move it out of" in line:
+                target = folder / "moved" / f"{len(list((folder / 'moved').glob('*')))}-{path.name}"
+                target.parent.mkdir(exist_ok=True)
+                path.rename(target)
+                left.discard(path.relative_to(folder / "site").as_posix())
+                moved = True
+            elif "left as it is" in line:
+                left.add(path.relative_to(folder / "site").as_posix())
+        assert code in (0, 1) or (code == 2 and moved), (log, err.getvalue())
+        if not moved:
+            return
+    raise AssertionError(f"still asked to move files out after 4 builds: {log}")
+
+
+def _named(line: str) -> Path | None:
+    """The file a build's warning or error line names, if any."""
+    match = re.match(r"^(?:warning|error): (/[^:]+): ", line)
+    return Path(match[1]) if match else None
+
+
 def _killed_build(folder: Path, rng: random.Random) -> None:
-    """A build.py killed with SIGKILL at a random moment: starting up, planning or rendering."""
+    """A build.py killed with SIGKILL at an event the seed picks: at once (starting up), or once it has said that
+    its first or second render finished; a build that ends first is not killed."""
+    renders = rng.choice([0, 1, 2])
     proc = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--config", str(folder / "gallery.toml")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(rng.uniform(0.5, 9.0))
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    seen = 0
+    while seen < renders and (line := proc.stdout.readline()):
+        seen += line.startswith("rendered ") and ": " in line
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
+    proc.communicate(timeout=60)
 
 
 def _owned(folder: Path) -> list[str]:
@@ -52,11 +91,32 @@ def _owned(folder: Path) -> list[str]:
         return []
 
 
-def _step(folder: Path, rng: random.Random, log: list) -> None:
+def _hostile_edit(folder: Path, rng: random.Random) -> None:
+    """What a merge or a pull request can do to the manifest: records of random paths inside the site and outside
+    it (a user's files among them) with random hashes, or the manifest in conflict markers."""
+    path = folder / "site" / "manifest.json"
+    text = path.read_text()
+    try:
+        manifest = json.loads(text)
+    except ValueError:  # a truncated one
+        manifest = None
+    if rng.random() < 0.3 or not isinstance(manifest, dict):
+        path.write_text(f"<<<<<<< HEAD\n{text}=======\n{text[:rng.randint(0, len(text))]}\n>>>>>>> theirs\n")
+        return
+    names = [*USER_FILES, "gallery.toml", "inputs/chelsea.jpg"]
+    outside = [f"../{name}" for name in names] + [str(folder / name) for name in names] + ["/etc/passwd"]
+    inside = [name.removeprefix("site/") for name in USER_FILES if name.startswith("site/")] + _owned(folder)
+    for name in rng.sample(outside, 3) + rng.sample(inside, min(3, len(inside))):
+        manifest.setdefault("files", {})[name] = {"bytes": rng.randint(0, 9999), "sha256": rng.randbytes(32).hex()}
+    path.write_text(json.dumps(manifest))
+
+
+def _step(folder: Path, rng: random.Random, log: list, left: set) -> None:
     inputs, site = folder / "inputs", folder / "site"
     present = sorted(p.name for p in inputs.glob("*.jpg"))
     action = rng.choice(["add", "remove", "change photo", "change style", "kill", "garble", "delete manifest",
-                         "truncate manifest", "build"])
+                         "truncate manifest", "hostile manifest", "edit page", "build"])
+    owned = _owned(folder)
     if action == "add" and len(present) < len(POOL):
         name = rng.choice([n for n in POOL if n not in present])
         shutil.copy(REPO / "inputs" / name, inputs / name)
@@ -71,18 +131,24 @@ def _step(folder: Path, rng: random.Random, log: list) -> None:
         (folder / "gallery.toml").write_text(FAST.format(steps=1 if "steps = 2" in toml else 2))
     elif action == "kill":
         _killed_build(folder, rng)
-    elif action == "garble" and _owned(folder):
-        target = site / rng.choice(_owned(folder))
+    elif action == "garble" and [n for n in owned if n.startswith(("renders/", "photos/"))]:
+        target = site / rng.choice([n for n in owned if n.startswith(("renders/", "photos/"))])  # damage
         if target.exists():
             target.write_bytes(os.urandom(rng.randint(1, max(1, target.stat().st_size))))
+    elif action == "edit page" and [n for n in owned if n.endswith(".html")]:
+        page = site / rng.choice([n for n in owned if n.endswith(".html")])  # the user's own change
+        if page.exists():
+            page.write_text(page.read_text() + "<!-- my edit -->")
     elif action == "delete manifest":
         (site / "manifest.json").unlink(missing_ok=True)
     elif action == "truncate manifest" and (site / "manifest.json").exists():
         data = (site / "manifest.json").read_bytes()
         (site / "manifest.json").write_bytes(data[:rng.randint(0, len(data))])
+    elif action == "hostile manifest" and (site / "manifest.json").exists():
+        _hostile_edit(folder, rng)
     else:
         action = "build"
-        assert _build(folder) in (0, 1)
+        _build_as_a_user(folder, left, log)
     log.append(action)
 
 
@@ -98,12 +164,14 @@ def test_a_history_of_edits_kills_and_damage_ends_in_the_site_built_from_scratch
         else:
             (folder / name).write_bytes(data)
     users = {k: v for k, v in hashes(folder).items() if k in USER_FILES}
-    log = []
-    for _ in range(8):
-        _step(folder, rng, log)
+    log, left = [], set()  # left: files a build left in place as no longer Dreamer's (changed since it wrote them)
+    for _ in range(10):
+        _step(folder, rng, log, left)
         assert {k: v for k, v in hashes(folder).items() if k in USER_FILES} == users, log
 
+    _build_as_a_user(folder, left, log)
     mine = hashes(folder, skip=["site"]) | users  # the inputs and gallery.toml as the history left them
+    mine |= {f"site/{k}": v for k, v in hashes(folder / "site").items() if k in left}
     assert _build(folder) == 0, log
     scratch = make_tiny(tmp_path / "scratch", (folder / "gallery.toml").read_text(), photos=())
     for photo in (folder / "inputs").glob("*.jpg"):
@@ -116,7 +184,7 @@ def test_a_history_of_edits_kills_and_damage_ends_in_the_site_built_from_scratch
     for f in (folder, scratch):
         check_site(f / "site")
         assert _build(f, "--verify") == 0, log
-    on_disk = set(hashes(folder / "site", skip=[".dreamer"])) - {k.removeprefix("site/") for k in USER_FILES}
+    on_disk = set(hashes(folder / "site", skip=[".dreamer"])) - {k.removeprefix("site/") for k in USER_FILES} - left
     assert on_disk == set(ours["files"]) | {"manifest.json"}, log  # no leftover: old renders, temp files
     assert {k: v for k, v in hashes(folder).items() if k in mine} == mine, log  # user files and inputs as they were
     gifsicle = shutil.which("gifsicle")

@@ -79,6 +79,8 @@ def _build(plan: Plan, out, executor) -> Summary:
     output = settings.output
     for note in plan.notes:
         print(note, file=sys.stderr)
+    said = len(files.notes)  # what the build says later: changed files it left in place
+    site.render_pages(plan)  # a theme's error stops the build before it writes anything
     files.claim(plan.wanted)  # before the first write: what a killed build leaves is known as Dreamer's
     files.save()
     for photo in plan.photos:
@@ -144,6 +146,8 @@ def _build(plan: Plan, out, executor) -> Summary:
         site.write_site(plan)
         files.settle()
         files.save()
+        for note in files.notes[said:]:
+            print(note, file=sys.stderr)
 
     summary = Summary(jobs=plan.jobs)
     for job in plan.jobs:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dreamer import recover
-from dreamer.cache import Manifest, file_digest, photo_key, render_key
+from dreamer.cache import file_digest, photo_key, render_key
 from dreamer.gallery.write import photo_entry, render_entry
+from dreamer.manifest import Manifest
 from dreamer.marks import read_mark
 from dreamer.safety import Inputs, UnsafeWrite
 from dreamer.settings import ConfigError, Settings
@@ -148,19 +149,22 @@ def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
 
     from dreamer import site
 
-    files = SiteFiles(output, manifest, Inputs(_read_files(settings, photos)))
+    files = SiteFiles(output, manifest, Inputs(_read_files(settings, photos)), site.static_sources(settings))
     options = settings.render_options()
     jobs = [Job(photo, style, render_key(photo.sha256, style, options) if photo.sha256 else None, "")
             for photo in photos for style in settings.styles]
-    notes = _recover(files, settings, photos, jobs, site.static_sources(settings))
+    wanted = _wanted(settings, photos, jobs)
+    recovered = _recover(files, settings, photos, jobs, wanted)
+    files.settle_claims(wanted)
     for job in jobs:
-        cached = job.key is not None and _rendered(files, job, settings, notes)
+        cached = job.key is not None and _rendered(files, job, settings)
         selected = not only or bool({job.style.name, job.photo.name, job.photo.path.stem} & only)
         job.action = "render" if selected and (force or not cached) else "reuse" if cached else "skip"
 
-    wanted = _wanted(settings, photos, jobs)
+    files.let_go_changed(wanted)
     stale = files.stale(wanted)
     files.check(wanted, stale)
+    notes = recovered + files.notes
     return Plan(settings, manifest, photos, jobs, files, wanted, stale, notes)
 
 
@@ -184,17 +188,21 @@ def _wanted(settings: Settings, photos: list[Photo], jobs: list[Job]) -> list[st
     return [*renders, *(p.file for p in photos if p.key), *site.site_names(settings, [p.name for p in photos])]
 
 
-def _recover(files: SiteFiles, settings: Settings, photos: list[Photo], jobs: list[Job], static: dict) -> list[str]:
-    """Rebuild a version-1, lost or corrupt manifest from the files on disk (in memory); the warning, if any."""
+def _recover(files: SiteFiles, settings: Settings, photos: list[Photo], jobs: list[Job], wanted) -> list[str]:
+    """Rebuild a version-1, lost or corrupt manifest, or the entries dropped from a damaged one, from the files
+    on disk (in memory); the warning, if any."""
     manifest, output = files.manifest, files.output
     if manifest.found == "legacy":
-        recover.adopt_legacy(files, static)
+        recover.adopt_legacy(files, wanted)
         return []
-    if manifest.found == "ok" or not output.is_dir() or not any(f.name != STATE for f in output.iterdir()):
+    lost = manifest.found != "ok"
+    if not (lost or manifest.problems) or not output.is_dir() or not any(f.name != STATE for f in output.iterdir()):
         return []
-    recover.adopt_marked(files, static)
+    recover.adopt_marked(files, wanted)
     for job in jobs:
-        found = recover.on_disk(files, job.gif, job.still, job.videos(settings).values()) if job.key else None
+        found = None
+        if job.key and job.key not in manifest.renders:
+            found = recover.on_disk(files, job.gif, job.still, job.videos(settings).values())
         if found and found["mark"].get("frames"):
             mark = found["mark"]
             manifest.renders[job.key] = render_entry(job, settings, frames=mark["frames"], seconds=None,
@@ -202,21 +210,23 @@ def _recover(files: SiteFiles, settings: Settings, photos: list[Photo], jobs: li
                                                      **{k: found[k] for k in ("gif_frames", "width", "height")},
                                                      files=files)
     for photo in photos:
-        if photo.key and files.owns(photo.file):
+        if photo.key and photo.key not in manifest.photos and files.owns(photo.file):
             manifest.photos[photo.key] = photo_entry(photo, files)
+    if not lost:
+        return []
     return [f"warning: {output / MANIFEST} was {manifest.found}: rebuilt from the files on disk "
             f"({len(manifest.renders)} complete renders recognised)"]
 
 
-def _rendered(files: SiteFiles, job: Job, settings: Settings, notes: list[str]) -> bool:
+def _rendered(files: SiteFiles, job: Job, settings: Settings) -> bool:
     """Whether `job`'s render is in the site, all its files with the bytes the manifest recorded."""
     if job.key not in files.manifest.renders:
         return False
     changed = [name for name in job.files(settings) if not files.intact(name)]
     for name in changed:
         if (files.output / name).exists():
-            notes.append(f"warning: {files.output / name} changed since Dreamer wrote it (its sha256 is not the "
-                         "manifest's): rendering it again")
+            files.notes.append(f"warning: {files.output / name} changed since Dreamer wrote it (its sha256 is not "
+                               "the manifest's): rendering it again")
     return not changed
 
 
