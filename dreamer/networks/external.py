@@ -4,18 +4,24 @@
   `keras:InceptionV3`), without its head; ImageNet weights are downloaded by Keras into
   `$KERAS_HOME/models/` (default `~/.keras/models/`). The application's own preprocessing is
   built into the network, so its input is RGB in [-1, 1] like every Dreamer network.
-- `hub:HANDLE` (a TF Hub URL, or a handle like `google/imagenet/inception_v1/feature_vector/1`),
+- `hub:HANDLE` (an https TF Hub URL, or a handle like `google/imagenet/inception_v1/feature_vector/1`),
   `savedmodel:DIR`, or a plain directory holding `saved_model.pb`: loaded with
   `tensorflow_hub.load`. Layers are the output keys of the `image_feature_vector` signature (TF1
   Hub modules) or else of `serving_default`. Convention: these models receive float32 RGB in
   [0, 1] (Dreamer maps its [-1, 1] images); they run in float32 whatever the precision.
 - `PATH.keras`: a Keras model file of your own, loaded with `keras.models.load_model`; its input
   must already be RGB in [-1, 1], shape (batch, height, width, 3).
+
+A model from a file or from TF Hub runs with the user's rights (a SavedModel's graph can read and write
+files), so loading one says so on stderr, once per process; `hub:` URLs must be https.
 """
 
 import difflib
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from tqdm import tqdm
 
 from dreamer.errors import StyleError, WeightsError
 from dreamer.networks import KerasNetwork, check_layers
@@ -29,15 +35,39 @@ def is_external(name: str) -> bool:
             or (Path(name) / "saved_model.pb").is_file())
 
 
+_WARNED: set[str] = set()  # the model sources this process has said run with the user's rights
+
+
 def load(name: str):
     """Load the network a source string names (see the module docstring)."""
     if name.startswith("keras:"):
         return load_application(name.removeprefix("keras:"))
     if name.startswith("hub:"):
-        return load_saved_model(name.removeprefix("hub:"), from_hub=True)
+        return load_saved_model(hub_handle(name.removeprefix("hub:")), from_hub=True)
     if name.endswith(".keras"):
         return load_keras_file(name)
     return load_saved_model(name.removeprefix("savedmodel:"), from_hub=False)
+
+
+def warn_runs_as_you(name: str) -> None:
+    """Say once per process, on stderr, that the model `name` runs with the user's rights."""
+    if name not in _WARNED:
+        _WARNED.add(name)
+        tqdm.write(f"note: {name} runs with your rights (a model's graph can read and write your files): "
+                   "use only models you trust", file=sys.stderr)
+
+
+def hub_handle(handle: str) -> str:
+    """What `hub:HANDLE` loads: a local folder, a tfhub.dev handle as its https URL, or an https URL; any other
+    URL (http://, gs://, file://) is refused, before any network access."""
+    if "://" not in handle:
+        return handle if Path(handle).is_dir() else "https://tfhub.dev/" + handle
+    scheme = urlsplit(handle).scheme
+    if scheme != "https":
+        fix = f"write hub:https://{handle.split('://', 1)[1]}" if scheme == "http" else "use an https URL"
+        raise StyleError(f"hub:{handle}: TF Hub models are fetched over https only; {fix}, or download the model "
+                         "and use savedmodel:DIR")
+    return handle
 
 
 def load_keras_file(path: str) -> KerasNetwork:
@@ -46,6 +76,7 @@ def load_keras_file(path: str) -> KerasNetwork:
 
     if not Path(path).is_file():
         raise WeightsError(f"{path}: no such Keras model file")
+    warn_runs_as_you(path)
     try:
         return KerasNetwork(keras.models.load_model(path, compile=False))
     except Exception as exc:
@@ -154,7 +185,8 @@ class SavedModelNetwork:
 
 
 def load_saved_model(handle: str, from_hub: bool) -> SavedModelNetwork:
-    """Load a TF Hub handle/URL (`from_hub`) or a SavedModel directory with `tensorflow_hub.load`."""
+    """Load a TF Hub URL or folder (`from_hub`, see hub_handle) or a SavedModel directory with
+    `tensorflow_hub.load`."""
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -163,8 +195,7 @@ def load_saved_model(handle: str, from_hub: bool) -> SavedModelNetwork:
 
     if not from_hub and not (Path(handle) / "saved_model.pb").is_file():
         raise WeightsError(f"{handle}: not a SavedModel directory (no saved_model.pb in it)")
-    if from_hub and "://" not in handle and not Path(handle).is_dir():
-        handle = "https://tfhub.dev/" + handle
+    warn_runs_as_you(f"{'hub' if from_hub else 'savedmodel'}:{handle}")
     try:
         module = hub.load(handle)
     except OSError as exc:
