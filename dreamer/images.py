@@ -13,6 +13,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 MAX_ASPECT_RATIO = 50
 _FORMATS = "JPEG, PNG, GIF, WebP, TIFF, BMP"
 _HIGH_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+_BAND_ROWS = 256  # rows of a high-bit image converted at a time
 
 
 def load_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS, folder: str = "inputs/") -> np.ndarray:
@@ -72,21 +73,33 @@ def _check_size(path: Path, size: tuple[int, int], max_pixels: int | None, folde
 def _to_rgb(image: Image.Image) -> np.ndarray:
     """Convert a loaded Pillow image of any mode to a uint8 RGB array."""
     if image.mode in _HIGH_BIT_MODES:
-        gray = _scale_to_uint8(np.asarray(image, dtype=np.float64), 1.0 if image.mode == "F" else 65535.0)
-        return np.repeat(gray[:, :, None], 3, axis=2)
+        return _high_bit_to_rgb(image)
     if image.has_transparency_data:
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
     return np.asarray(image.convert("RGB"))
 
 
-def _scale_to_uint8(values: np.ndarray, full_scale: float) -> np.ndarray:
-    """Map [0, full_scale] linearly to 0..255; data outside that range is stretched min-to-max."""
-    values = np.nan_to_num(values)
-    low, high = 0.0, full_scale
-    if values.min() < low or values.max() > high:
-        low, high = float(values.min()), float(values.max())
-    scaled = (values - low) * (255.0 / max(high - low, 1e-12))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+def _high_bit_to_rgb(image: Image.Image) -> np.ndarray:
+    """A 16-bit, 32-bit or float grey image as uint8 RGB: [0, full scale] (1 for float data, 65535 for the others)
+    mapped linearly to 0..255, data outside that range stretched min-to-max. Converted a band of rows at a time,
+    so a big image needs no full-size float copy."""
+    low, high = 0.0, 1.0 if image.mode == "F" else 65535.0
+    extremes = [(band.min(), band.max()) for _, band in _bands(image)]
+    data_low, data_high = min(e[0] for e in extremes), max(e[1] for e in extremes)
+    if data_low < low or data_high > high:
+        low, high = float(data_low), float(data_high)
+    rgb = np.empty((image.height, image.width, 3), np.uint8)
+    for top, band in _bands(image):
+        scaled = (band - low) * (255.0 / max(high - low, 1e-12))
+        rgb[top:top + len(band)] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)[:, :, None]
+    return rgb
+
+
+def _bands(image: Image.Image):
+    """(top row, float64 values with NaN as 0) for each band of _BAND_ROWS rows of a one-channel image."""
+    for top in range(0, image.height, _BAND_ROWS):
+        box = (0, top, image.width, min(top + _BAND_ROWS, image.height))
+        yield top, np.nan_to_num(np.asarray(image.crop(box), dtype=np.float64))
 
 
 def resize_to_long_side(image: np.ndarray, long_side: int) -> np.ndarray:

