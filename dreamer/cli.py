@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--guide", metavar="IMAGE", help="dream toward this photo's features on the style's layers")
     render.add_argument("--style-image", metavar="PAINTING",
                         help="also dream toward this painting's textures and colours (Gram matrices, Gatys et al.)")
-    render.add_argument("--style-weight", type=float, metavar="W", help="how much of the painting (1)")
+    render.add_argument("--style-weight", type=float, metavar="W",
+                        help="how much of the painting (10): 1 a touch, 100 nearly all of each step; with "
+                             "--style-image and no --step-size, steps are 0.06 at least")
     render.add_argument("--contrast", action="store_const", const=True,
                         help="stretch the frames' 1-99%% range to full contrast (class styles)")
     render.add_argument("--pingpong", action="store_true", help="loop forward then back")
@@ -128,7 +130,7 @@ def _render(args) -> int:
     from dreamer.objectives import class_logit
     from dreamer.render import GifOptions, RenderOptions, render_many
     from dreamer.video import FORMATS, VideoOptions
-    from dreamer.zoo import get_style
+    from dreamer.zoo import PAINTING_STEP_SIZE, get_style
 
     names = args.styles or ["effnet-lite0-class" if args.target_class else "vgg16-eyes"]
     if args.target_class:
@@ -143,6 +145,8 @@ def _render(args) -> int:
                                       target_class=args.target_class, contrast=args.contrast, guide=args.guide,
                                       style_image=args.style_image, style_weight=args.style_weight)
               for name in names]
+    if args.style_image and args.step_size is None:  # steps long enough to carry the painting (zoo.py)
+        styles = [style.replace(step_size=max(style.step_size, PAINTING_STEP_SIZE)) for style in styles]
     if args.zoom is not None and not 1.0 < args.zoom <= 2.0:
         raise DreamerError(f"--zoom {args.zoom:g}: use a factor between 1 and 2, such as 1.03")
     options = RenderOptions(size=args.size, seed=args.seed, batch=args.batch, zoom=args.zoom,
