@@ -1,8 +1,8 @@
 """Animated GIFs of a dream (frames in, a looping GIF out) and the final dream as a still."""
 
-import contextlib
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,9 @@ _COLOURS = 255
 # Pixels drawn, evenly over all frames, to compute the shared palette (k-means is costly).
 _SAMPLE_PIXELS = 1 << 14
 _STILL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+# gifsicle's options after the input (`--lossy=N` follows when asked for); its result must keep the comment, the
+# frames and their size (checked: gifsicle IN -O3 --lossy=40 -o OUT).
+GIFSICLE_OPTIONS = ("-O3",)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,9 @@ def encode_gif(
     turns on Floyd-Steinberg dithering; `lossy` (gifsicle's --lossy, e.g. 40: about 15 % smaller,
     37 dB from the lossless GIF) lets gifsicle trade exactness for size. The GIF's comment marks it as
     Dreamer's, with `meta` (a dict: what made it). The file is written atomically, then optimised with
-    `gifsicle -O3` (which keeps the comment) when gifsicle is on PATH and succeeds.
+    `gifsicle -O3` when gifsicle is on PATH; its result replaces the GIF only if gifsicle succeeded and the result
+    decodes with the same frames, size and comment, else the GIF stays as Pillow wrote it and one warning line
+    (on stderr) says why.
     """
     if palette not in PALETTES:
         raise ValueError(f"unknown palette {palette!r}; use one of {', '.join(PALETTES)}")
@@ -78,11 +83,10 @@ def encode_gif(
             times.append(ms)
         previous = pixels
 
-    path = Path(path)
+    path, comment = Path(path), gif_comment(**(meta or {}))
     with atomic_path(path) as tmp:
-        images[0].save(tmp, "GIF", save_all=True, append_images=images[1:], duration=times, loop=0,
-                       comment=gif_comment(**(meta or {})))
-        _gifsicle(tmp, lossy)
+        images[0].save(tmp, "GIF", save_all=True, append_images=images[1:], duration=times, loop=0, comment=comment)
+        _gifsicle(tmp, lossy, (len(images), width, height), comment, path)
     return GifInfo(path, len(images), width, height, path.stat().st_size)
 
 
@@ -146,12 +150,52 @@ def _quantise(frames, palette, dither) -> list:
     return [im.quantize(palette=p, dither=mode) for im, p in zip(images, adaptive)]
 
 
-def _gifsicle(gif: Path, lossy: int = 0) -> None:
-    """Optimise `gif` in place with gifsicle -O3 (and --lossy=`lossy`) if it is installed; on any failure keep it
-    as is."""
+def _gifsicle(gif: Path, lossy: int, shape: tuple[int, int, int], comment: str, target: Path) -> None:
+    """Optimise `gif` in place with gifsicle (GIFSICLE_OPTIONS, and --lossy=`lossy`) if it is installed. The result
+    replaces `gif` only if gifsicle succeeded and it decodes as `shape` (frames, width, height) with `comment`, the
+    mark; otherwise `gif` stays as it is and one line on stderr says why (naming `target`, the GIF's real name)."""
     exe = shutil.which("gifsicle")
     if exe is None:
         return
-    with contextlib.suppress(OSError, subprocess.SubprocessError), atomic_path(gif) as out:
-        options = ["-O3", *([f"--lossy={lossy}"] if lossy else [])]
-        subprocess.run([exe, *options, str(gif), "-o", str(out)], check=True, capture_output=True, timeout=300)
+    options = [*GIFSICLE_OPTIONS, *([f"--lossy={lossy}"] if lossy else [])]
+    optimised = gif.with_name(gif.name + ".gifsicle.gif")  # a temp name atomic.temp_target recognises
+    try:
+        problem = _run_gifsicle([exe, str(gif), *options, "-o", str(optimised)])
+        problem = problem or _wrong_gif(optimised, shape, comment)
+        if problem is None:
+            optimised.replace(gif)
+            return
+    finally:
+        optimised.unlink(missing_ok=True)
+    problem = " ".join(problem.split())
+    print(f"warning: gifsicle {' '.join(options)} failed on {target}: {problem}; kept the GIF unoptimised",
+          file=sys.stderr)
+
+
+def _run_gifsicle(command: list[str]) -> str | None:
+    """Run gifsicle: None if it succeeded, else why not (its first line of errors)."""
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"could not run it ({exc})"
+    if done.returncode == 0:
+        return None
+    said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    return f"exit {done.returncode}" + (f" ({said[0].strip()})" if said else "")
+
+
+def _wrong_gif(path: Path, shape: tuple[int, int, int], comment: str) -> str | None:
+    """What is wrong with gifsicle's result at `path`: None if it decodes as `shape` with `comment`."""
+    from dreamer.integrity import decode_gif
+
+    try:
+        found = decode_gif(path)
+        with Image.open(path) as image:
+            kept = image.info.get("comment", b"").decode("utf-8", "replace")
+    except Exception as exc:  # Pillow raises many types on bad data
+        return f"its result does not decode as a GIF ({type(exc).__name__}: {exc})"
+    if found != shape:
+        return f"its result has {found[0]} frames of {found[1]}x{found[2]}, not {shape[0]} of {shape[1]}x{shape[2]}"
+    if kept != comment:
+        return "its result lost the GIF's comment (Dreamer's mark)"
+    return None
