@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE))  # works from a fresh clone, installed or not
 
 from dreamer.errors import DreamerError  # noqa: E402
 from dreamer.gallery import STOPPING, build  # noqa: E402
-from dreamer.gallery.cluster import check_address  # noqa: E402
+from dreamer.gallery.cluster import ClusterLost, check_address  # noqa: E402
 from dreamer.lock import holding  # noqa: E402
 from dreamer.settings import load  # noqa: E402
 from dreamer.site_files import STATE  # noqa: E402
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
                         executor=executor)
     except DreamerError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, ClusterLost) else 2  # lost mid-build: a build that failed, not bad input
     except KeyboardInterrupt:
         print("interrupted: the site shows what is finished; run build.py again to resume", file=sys.stderr)
         return 130
