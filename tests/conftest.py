@@ -2,7 +2,10 @@
 checker that a built site is whole (every page's links and images resolve, nothing absolute)."""
 
 import json
+import os
 import shutil
+import signal
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -95,3 +98,27 @@ def check_site(site: Path) -> dict:
     for key, entry in manifest["renders"].items():
         assert (site / entry["gif"]).is_file() and (site / entry["still"]).is_file(), key
     return manifest
+
+
+def wait_for(condition, seconds=300, what="the condition"):
+    """Poll `condition()` until it is true: waiting for an event, `seconds` only a guard against a hang."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen in {seconds} s"
+        time.sleep(0.02)
+
+
+def freeze(proc):
+    """Stop `proc` (SIGSTOP) and wait until the kernel shows it stopped: it stays exactly where it is, any lock it
+    holds held, until `thaw(proc)`."""
+    os.kill(proc.pid, signal.SIGSTOP)
+
+    def stopped():
+        # /proc/PID/stat: "PID (COMMAND) STATE ...", the command may hold spaces and parentheses
+        return Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()[0] in ("T", "t")
+
+    wait_for(stopped, 60, f"process {proc.pid} stopping")
+
+
+def thaw(proc):
+    os.kill(proc.pid, signal.SIGCONT)

@@ -1,6 +1,10 @@
 """External networks: keras.applications, SavedModels / TF Hub, and users' .keras files (offline)."""
 
+import json
+import os
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,13 +21,45 @@ def images(size, batch=1, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
 
 
-@pytest.fixture
-def socket_timeout():
-    """Make a download attempt fail fast instead of hanging on a machine without internet."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(10)
-    yield
-    socket.setdefaulttimeout(previous)
+# The download attempts of the offline tests run in a child process whose environment takes the network away:
+# Keras's cache ($KERAS_HOME, read when keras is imported) and TF Hub's ($TFHUB_CACHE_DIR) are new empty folders,
+# and every HTTP(S) request goes through a "proxy" on a local port that this test holds bound but never listens
+# on, so each connection is refused at once, whether or not this machine could reach the hubs.
+OFFLINE_LOADS = """
+import json, sys
+from dreamer.networks import external
+found = {}
+for source in sys.argv[1:]:
+    try:
+        external.load(source)
+        found[source] = ["loaded", ""]
+    except Exception as exc:
+        found[source] = [type(exc).__name__, str(exc)]
+print("RESULT " + json.dumps(found))
+"""
+KERAS_VGG16 = "keras:VGG16"
+HUB_URL = "https://tfhub.dev/google/imagenet/inception_v1/feature_vector/1"
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory):
+    """{source: (exception type name, message)} of loading keras:VGG16 and a TF Hub URL with no network and empty
+    caches; also the Keras cache folder used."""
+    root = tmp_path_factory.mktemp("offline")
+    keras_home, hub_cache = root / "keras", root / "tfhub"
+    keras_home.mkdir(), hub_cache.mkdir()
+    with socket.socket() as refuser:  # bound, never listening: a connection to it is refused
+        refuser.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{refuser.getsockname()[1]}"
+        env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+        env.update({name: proxy for name in PROXY_VARIABLES}, KERAS_HOME=str(keras_home),
+                   TFHUB_CACHE_DIR=str(hub_cache), TFHUB_MODEL_LOAD_FORMAT="COMPRESSED", KERAS_BACKEND="tensorflow")
+        done = subprocess.run([sys.executable, "-c", OFFLINE_LOADS, KERAS_VGG16, "hub:" + HUB_URL], env=env,
+                              capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stdout[-2000:] + done.stderr[-3000:]
+    return json.loads(lines[0].removeprefix("RESULT ")), keras_home
 
 
 def test_is_external_recognises_the_source_forms(tmp_path):
@@ -59,21 +95,23 @@ def test_unknown_application_lists_close_names():
         external.load("keras:VGG16?size=3")
 
 
-def test_imagenet_weights_offline_is_one_weights_error_line(socket_timeout):
-    with pytest.raises(WeightsError) as info:
-        external.load("keras:VGG16")
-    message = str(info.value)
+def test_imagenet_weights_offline_is_one_weights_error_line(offline):
+    found, keras_home = offline
+    kind, message = found[KERAS_VGG16]
+    assert kind == "WeightsError", message
     assert "\n" not in message
     assert "https://storage.googleapis.com/" in message
     assert "models/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+    # the file to put in place is named where this Keras looks for it: in $KERAS_HOME
+    assert f"put it at {keras_home / 'models' / 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5'}" in message
 
 
-def test_hub_url_offline_is_one_weights_error_line(socket_timeout):
-    url = "https://tfhub.dev/google/imagenet/inception_v1/feature_vector/1"
-    with pytest.raises(WeightsError) as info:
-        external.load("hub:" + url)
-    message = str(info.value)
-    assert "\n" not in message and url in message and "savedmodel:" in message
+def test_hub_url_offline_is_one_weights_error_line(offline):
+    found, _ = offline
+    kind, message = found["hub:" + HUB_URL]
+    assert kind == "WeightsError", message
+    assert "\n" not in message and HUB_URL in message and "savedmodel:" in message
+    assert "refused" in message  # the test's own guard: it reached our refusing proxy, not the internet
 
 
 @pytest.fixture(scope="module")

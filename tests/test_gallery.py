@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from PIL import Image
 from dreamer import gallery
 from dreamer.settings import ConfigError, load
 
-from conftest import REPO, TINY_TOML, check_site, make_tiny
+from conftest import REPO, TINY_TOML, check_site, freeze, make_tiny, thaw, wait_for
 
 PHOTOS = ("chelsea.jpg", "coffee.jpg")
 STYLES = ("vgg16-eyes", "vgg16-deep")
@@ -92,19 +91,18 @@ def test_rebuild_renders_nothing_and_touches_nothing(copy):
 
 
 def test_noop_build_does_not_import_tensorflow(copy):
+    """What makes a no-op build fast: it never imports a deep-learning framework (its time: bench/bench_build.py)."""
     script = f"""
-import sys, time
+import sys
 sys.path.insert(0, {str(REPO)!r})
-started = time.perf_counter()
 import build
 rc = build.main(["--config", {str(copy / "gallery.toml")!r}])
 heavy = [m for m in ("tensorflow", "keras", "jax", "torch") if m in sys.modules]
-print("RESULT", rc, heavy, round(time.perf_counter() - started, 3))
+print("RESULT", rc, heavy)
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    line = [x for x in result.stdout.splitlines() if x.startswith("RESULT")][0]
-    assert line.startswith("RESULT 0 [] "), result.stdout + result.stderr
-    assert float(line.split()[-1]) < 3.0
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    lines = [x for x in result.stdout.splitlines() if x.startswith("RESULT")]
+    assert lines == ["RESULT 0 []"], result.stdout + result.stderr
     assert "reused 4" in result.stdout
 
 
@@ -238,23 +236,30 @@ def test_bad_config_key_is_one_line_and_exit_2(tiny_gallery, capsys):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_interrupted_build_leaves_a_site_the_next_run_completes(tmp_path, sig):
-    # The second style is slow (120 steps, both photos in one batch: ~2 s), so the kill lands while it renders.
+    # The second style is slow (120 steps, both photos in one batch); the build is frozen (SIGSTOP) as soon as its
+    # manifest records a render, and the signal lands while it is frozen: mid-build, however fast the machine.
     folder = make_tiny(tmp_path, TINY_TOML.replace("[style.vgg16-deep]\noctaves = 1\nsteps = 2\nevery = 2",
                                                    "[style.vgg16-deep]\noctaves = 1\nsteps = 120\nevery = 40"))
     manifest_path = folder / "site" / "manifest.json"
+
+    def recorded() -> int:
+        try:
+            return len(json.loads(manifest_path.read_text())["renders"])
+        except (OSError, ValueError):
+            return 0
+
     with open(tmp_path / "stderr.txt", "w") as err:
         proc = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--config", str(folder / "gallery.toml")],
                                 stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if json.loads(manifest_path.read_text())["renders"]:
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.05)
-        proc.send_signal(sig)
-        rc = proc.wait(timeout=60)
+        try:
+            wait_for(lambda: recorded() or proc.poll() is not None, what="a first render in the manifest")
+            freeze(proc)
+            assert 0 < recorded() < len(ALL), (tmp_path / "stderr.txt").read_text()  # stopped mid-build
+            proc.send_signal(sig)
+            thaw(proc)
+            rc = proc.wait(timeout=600)
+        finally:
+            proc.kill()
     assert rc == (130 if sig == signal.SIGINT else -signal.SIGKILL), (tmp_path / "stderr.txt").read_text()
     if sig == signal.SIGINT:
         assert "interrupted" in (tmp_path / "stderr.txt").read_text()

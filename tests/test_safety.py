@@ -5,24 +5,23 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageSequence
 
 from dreamer.cli import main as dreamer
 from dreamer.marks import read_mark
 from dreamer.site import page_name
 
-from conftest import REPO, TINY_TOML, check_site, make_tiny
+from conftest import REPO, TINY_TOML, check_site, freeze, make_tiny, thaw, wait_for
 from test_gallery import build_py
 
 TINY = ["--style", "vgg16-textures", "--size", "48", "--octaves", "1", "--steps", "1", "--every", "1"]
-SLOW_TOML = TINY_TOML.replace("[style.vgg16-deep]\noctaves = 1\nsteps = 2\nevery = 2",
-                              "[style.vgg16-deep]\noctaves = 1\nsteps = 200\nevery = 50")
 
 
 def hashes(folder: Path, skip=()) -> dict:
@@ -264,18 +263,43 @@ def test_a_version_1_site_is_adopted_without_rendering(site_copy, capsys):
     assert json.loads((site / "manifest.json").read_text())["files"] == v2["files"]
 
 
-def test_manifest_and_renders_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
-    from dreamer import atomic
-    from dreamer.cache import Manifest
+def test_manifest_and_renders_reach_the_disk_before_the_rename(built, tmp_path, monkeypatch):
+    """A real manifest (the built site's: 4 renders, their photos and files) and a real render (a GIF and its
+    still, from that site's frames) are each written to a temp file beside the target, flushed to disk, renamed
+    onto the target, and then the folder is flushed, so that the rename itself survives a power cut."""
+    from dreamer import animate, atomic
+    from dreamer.manifest import Manifest
 
-    synced = []
+    site = built / "site"
+    manifest = Manifest.load(site / "manifest.json")
+    assert manifest.found == "ok" and len(manifest.renders) == 4 and len(manifest.photos) == 2
+    assert len(manifest.files) > 10
+    entry = next(iter(sorted(manifest.renders.items())))[1]
+    with Image.open(site / entry["gif"]) as gif:
+        frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(gif)]
+    events = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")),
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
                                                         real_fsync(fd)))
-    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (synced.append(("rename", str(b))), real_replace(a, b)))
-    Manifest(renders={"k": {}}).save(tmp_path / "manifest.json")
-    assert len(synced) == 3 and synced[0].startswith(str(tmp_path / ".manifest.json."))
-    assert synced[1:] == [("rename", str(tmp_path / "manifest.json")), str(tmp_path)]  # file, rename, folder
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (events.append(("rename", str(a), str(b))),
+                                                            real_replace(a, b)))
+    out = Path(os.path.realpath(tmp_path)) / "site"
+    manifest.save(out / "manifest.json")
+    animate.encode_gif(frames, out / "render.gif")
+    animate.save_still(frames[-1], out / "render.jpg")
+    for target in ("manifest.json", "render.gif", "render.jpg"):
+        renames = [event for event in events if event[0] == "rename" and event[2] == str(out / target)]
+        assert len(renames) == 1, (target, events)
+        at, temp = events.index(renames[0]), renames[0][1]
+        assert Path(temp).parent == out and atomic.temp_target(Path(temp).name) == target, temp
+        assert ("fsync", temp) in events[:at], (target, events)  # its bytes on the disk before the rename
+        assert ("fsync", str(out)) in events[at + 1:], (target, events)  # then the rename, by the folder's
+    saved = Manifest.load(out / "manifest.json")
+    assert (saved.found, saved.renders, saved.photos, saved.files) == \
+        ("ok", manifest.renders, manifest.photos, manifest.files)
+    with Image.open(out / "render.gif") as gif:
+        assert gif.n_frames == len(frames) and gif.size == (entry["width"], entry["height"])
+    assert read_mark(out / "render.gif")["made_by"] == "Dreamer" and read_mark(out / "render.jpg") == {}
 
 
 # 5. One build at a time
@@ -285,45 +309,76 @@ def _start_build(folder: Path, log: Path, *args) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=open(log, "w"))
 
 
-def _wait_for(condition, seconds=180):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
+def _frozen_holding_the_lock(build: subprocess.Popen, folder: Path) -> None:
+    """Wait until `build` holds the site's lock (its holder file names it), then freeze it there (SIGSTOP), so
+    that it holds the lock for as long as the test needs, however fast it would have finished."""
+    holder = folder / "site" / ".dreamer" / "holder"
+
+    def holds() -> bool:
+        try:
+            return json.loads(holder.read_text())["pid"] == build.pid
+        except (OSError, ValueError, KeyError):
+            return build.poll() is not None  # it ended: the assertion below says so
+
+    wait_for(holds, what=f"build {build.pid} taking the lock")
+    assert build.poll() is None, f"the build ended (exit {build.returncode}) before the test could hold it"
+    freeze(build)
+    assert json.loads(holder.read_text())["pid"] == build.pid  # frozen inside the lock: the holder is still there
+
+
+REFUSED = """
+import sys
+sys.path.insert(0, {repo!r})
+import build
+rc = build.main(["--config", {config!r}])
+print("RESULT", rc, [m for m in ("tensorflow", "keras", "jax", "torch") if m in sys.modules])
+"""
 
 
 def test_a_second_build_fails_at_once_or_waits(tmp_path):
-    folder = make_tiny(tmp_path, SLOW_TOML)
-    holder = folder / "site" / ".dreamer" / "holder"
+    folder = make_tiny(tmp_path / "gallery")
+    config = str(folder / "gallery.toml")
     users = hashes(folder, skip=["site"])
-    first = _start_build(folder, tmp_path / "site-first.log")
+    first = _start_build(folder, tmp_path / "first.log")
+    waiting = None
     try:
-        assert _wait_for(holder.exists)
-        started = time.monotonic()
-        second = subprocess.run([sys.executable, str(REPO / "build.py"), "--config", str(folder / "gallery.toml")],
-                                capture_output=True, text=True, timeout=120)
-        assert second.returncode == 2 and time.monotonic() - started < 30  # at once: no TensorFlow, no render
+        _frozen_holding_the_lock(first, folder)
+        # "at once": it neither imports a framework nor renders before it refuses (its time: bench/bench_build.py)
+        second = subprocess.run([sys.executable, "-c", REFUSED.format(repo=str(REPO), config=config)],
+                                capture_output=True, text=True, timeout=600)
+        assert "RESULT 2 []" in second.stdout.splitlines(), second.stdout + second.stderr
         assert second.stderr.count("\n") == 1 and f"process {first.pid} on " in second.stderr
         assert "build.py" in second.stderr and "--wait" in second.stderr
-        waited = subprocess.run([sys.executable, str(REPO / "build.py"), "--config", str(folder / "gallery.toml"),
-                                 "--wait"], capture_output=True, text=True, timeout=600)
-        assert first.wait(timeout=60) == 0 and waited.returncode == 0
-        assert f"waiting for process {first.pid}" in waited.stderr
-        assert "rendered 0, reused 4" in waited.stdout  # it did not render the jobs again
-        assert hashes(folder, skip=["site", "site-first.log"]) == users
+        with open(tmp_path / "waiting.out", "w") as out, open(tmp_path / "waiting.err", "w") as err:
+            waiting = subprocess.Popen([sys.executable, str(REPO / "build.py"), "--config", config, "--wait"],
+                                       stdout=out, stderr=err)
+        wait_for(lambda: f"waiting for process {first.pid}" in (tmp_path / "waiting.err").read_text()
+                 or waiting.poll() is not None, what="the --wait build waiting")
+        assert waiting.poll() is None, (tmp_path / "waiting.err").read_text()
+        thaw(first)
+        assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()
+        assert waiting.wait(timeout=600) == 0, (tmp_path / "waiting.err").read_text()
+        assert "rendered 0, reused 4" in (tmp_path / "waiting.out").read_text()  # it did not render them again
+        assert hashes(folder, skip=["site"]) == users
         assert build_main(folder, "--verify") == 0
     finally:
-        first.kill()
+        for proc in (first, waiting):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
 
 
 def test_a_build_killed_with_sigkill_leaves_no_lock(tmp_path):
-    folder = make_tiny(tmp_path, SLOW_TOML)
-    first = _start_build(folder, tmp_path / "first.txt")
-    assert _wait_for(lambda: (folder / "site" / ".dreamer" / "holder").exists())
-    first.kill()
-    first.wait(timeout=60)
+    folder = make_tiny(tmp_path / "gallery")
+    first = _start_build(folder, tmp_path / "first.log")
+    try:
+        _frozen_holding_the_lock(first, folder)
+        first.kill()  # killed while it holds the lock: none of its own clean-up runs
+        assert first.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        first.kill()
+        first.wait()
+    assert (folder / "site" / ".dreamer" / "holder").exists()  # it left its holder file, but the kernel freed the lock
     assert build_main(folder) == 0
     check_site(folder / "site")
     assert build_main(folder, "--verify") == 0

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from dreamer.gallery import build
 from dreamer.settings import load
 
 from conftest import REPO, make_tiny
-from test_site_browser import LOAD_ALL_IMAGES, _QuietHandler, browser  # noqa: F401 (a fixture)
+from test_site_browser import LOAD_ALL_IMAGES, _QuietHandler, browser, wait_until  # noqa: F401 (a fixture)
 
 # Two styles of different schedules (5 and 3 frames), so the slider has to map shares of the dream to frames.
 TOML = """\
@@ -41,22 +40,48 @@ AXE = REPO / ".ci" / "node_modules" / "axe-core" / "axe.min.js"
 VIDEOS = """Array.from(document.querySelectorAll('video.dream-video')).map((v) => ({
   src: v.currentSrc.split('/').pop(), ready: v.readyState, paused: v.paused, time: v.currentTime,
   duration: v.duration, width: v.videoWidth, poster: v.getAttribute('poster'), gif: v.dataset.gif,
-  steps: v.dataset.steps,
+  steps: v.dataset.steps, frames: window.dreamerFramesShown ? window.dreamerFramesShown(v) : null,
   times: v.dataset.times, shown: getComputedStyle(v).display !== 'none',
   top: v.getBoundingClientRect().top}))"""
+# Through the page half a screen at a time, each position rendered (two frames) so that the page sees it.
 SCROLL_THROUGH = """(async () => {
+  const rendered = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   for (let y = 0; y <= document.body.scrollHeight; y += innerHeight / 2) {
-    scrollTo(0, y); await new Promise((r) => setTimeout(r, 50));
+    scrollTo(0, y); await rendered();
   }
-  scrollTo(0, 0); return true;
+  scrollTo(0, 0); await rendered(); return true;
 })()"""
+# Installed before a page's own script runs: for every video, where it is sent (each seek's target), where it is
+# when it starts playing, the first frames it presents, and the first frame it presents after going back in time
+# (looping round).
+FRAMES_SHOWN = """(() => {
+  const shown = new WeakMap();
+  window.dreamerFramesShown = (video) => shown.get(video) || null;
+  addEventListener('loadedmetadata', (event) => {  // capturing: before the page's own listeners
+    const video = event.target;
+    if (!(video instanceof HTMLVideoElement) || shown.has(video)) return;
+    const record = {seeks: [], playing: null, frames: [], last: null, wrappedTo: null};
+    shown.set(video, record);
+    video.addEventListener('seeking', () => record.seeks.push(video.currentTime));
+    video.addEventListener('playing', () => { if (record.playing === null) record.playing = video.currentTime; });
+    const presented = (now, frame) => {
+      if (record.frames.length < 4) record.frames.push(frame.mediaTime);
+      if (record.last !== null && frame.mediaTime < record.last - 0.5) record.wrappedTo = frame.mediaTime;
+      record.last = frame.mediaTime;
+      if (record.wrappedTo === null) video.requestVideoFrameCallback(presented);
+    };
+    video.requestVideoFrameCallback(presented);
+  }, true);
+})()"""
+ALL_VIDEOS = "Array.from(document.querySelectorAll('video.dream-video'))"
 
 
-def wait_until(browser, expression, timeout=20):
-    deadline = time.monotonic() + timeout
-    while not browser.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        time.sleep(0.1)
+@pytest.fixture
+def frames_shown(browser):
+    """FRAMES_SHOWN in every page this test opens."""
+    script = browser.send("Page.addScriptToEvaluateOnNewDocument", session=True, source=FRAMES_SHOWN)["identifier"]
+    yield
+    browser.send("Page.removeScriptToEvaluateOnNewDocument", session=True, identifier=script)
 
 
 @pytest.fixture(scope="module")
@@ -88,29 +113,30 @@ def frame_at(steps: list[int], share: float) -> int:
 
 
 @pytest.mark.parametrize("over", ["http", "file"])
-def test_every_video_loads_plays_and_loops(browser, video_site, over):
+def test_every_video_loads_plays_and_loops(browser, video_site, over, frames_shown):
     site, _ = video_site
+    renders = json.loads((site / "manifest.json").read_text())["renders"]
     for page in pages(site):
         since = len(browser.events)
         browser.open(address(video_site, page, over))
         browser.evaluate(SCROLL_THROUGH)
-        wait_until(browser, "Array.from(document.querySelectorAll('video.dream-video')).every((v) => v.readyState >= 2)")
+        wait_until(browser, f"{ALL_VIDEOS}.every((v) => v.readyState >= 2)")
         videos = browser.evaluate(VIDEOS)
         assert videos and all(v["src"].endswith(".webm") and v["width"] > 0 and v["poster"].endswith(".jpg")
                               for v in videos), (page, videos)
-        # it starts on the finished dream (as its poster), plays, and wraps round to the photo
-        first = {i: v["time"] for i, v in enumerate(videos)}
         assert all(not v["paused"] for v in videos)
-        looped = set()
-        deadline = time.monotonic() + 8
-        while len(looped) < len(videos) and time.monotonic() < deadline:
-            time.sleep(0.2)
-            for i, v in enumerate(browser.evaluate(VIDEOS)):
-                if v["time"] < first[i] - 0.5:
-                    looped.add(i)
-                first[i] = max(first[i], v["time"])
-        assert len(looped) == len(videos), f"{page}: not every video looped"
-        time.sleep(0.05)
+        # each plays until it loops round: it presents a frame earlier than the one before
+        wait_until(browser, f"{ALL_VIDEOS}.every((v) => (dreamerFramesShown(v) || {{}}).wrappedTo != null)")
+        for v in browser.evaluate(VIDEOS):
+            times = renders[v["src"].split(".")[0].removesuffix("-small")]["times"]  # the manifest's frame times
+            start, end = times[-1]
+            # it starts on the finished dream (as its poster): the page first sends it to the dream's last frame,
+            # and it starts playing there
+            assert start - 1e-3 <= v["frames"]["seeks"][0] < end, (page, v["src"], v["frames"], times)
+            assert start - 1e-3 <= v["frames"]["playing"] < end, (page, v["src"], v["frames"], times)
+            # and wraps round to the photo, the dream's first frame
+            assert v["frames"]["wrappedTo"] < times[0][1], (page, v["src"], v["frames"], times)
+        browser.settle()
         assert browser.errors(since) == [], page
 
 
@@ -149,10 +175,10 @@ def test_one_slider_puts_every_video_at_the_same_step(browser, video_site, over)
             assert browser.evaluate("document.querySelector('#scrub').value") == str(count - 3)
             labels = browser.evaluate("Array.from(document.querySelectorAll('[data-step-label]')).map((o) => o.textContent)")
             assert labels == ["step 2 of 4 · octave 1 of 2", "step 2 of 4"]  # share 1/2
-        # play all resumes every video
+        # play all resumes every video: each moves on from the slider's moment
+        stood = [v["time"] for v in browser.evaluate(VIDEOS)]
         browser.evaluate("document.querySelector('[data-action=toggle]').click(), true")
-        time.sleep(0.3)
-        assert not any(v["paused"] for v in browser.evaluate(VIDEOS))
+        wait_until(browser, f"{ALL_VIDEOS}.every((v, i) => !v.paused && v.currentTime !== {json.dumps(stood)}[i])")
 
 
 def test_offscreen_videos_load_nothing_until_near(browser, video_site):
@@ -162,7 +188,9 @@ def test_offscreen_videos_load_nothing_until_near(browser, video_site):
                  mobile=True)
     try:
         browser.open(base + style_page)
-        time.sleep(1)
+        # by the time the near videos have loaded (the page has seen what is near), the far ones fetched nothing
+        wait_until(browser, f"{ALL_VIDEOS}.some((v) => v.currentSrc) && "
+                            f"{ALL_VIDEOS}.filter((v) => v.currentSrc).every((v) => v.readyState >= 2)")
         videos = browser.evaluate(VIDEOS)
         far = [v for v in videos if v["top"] > 500 + 400]
         assert far and all(v["src"] == "" and v["poster"] is None for v in far)
@@ -196,7 +224,7 @@ def test_reduced_motion_shows_posters_until_play(browser, video_site, over):
     try:
         browser.open(address(video_site, "index.html", over))
         browser.evaluate(SCROLL_THROUGH)
-        time.sleep(1)
+        wait_until(browser, f"{ALL_VIDEOS}.every((v) => v.getAttribute('poster'))")  # the page saw each one near
         videos = browser.evaluate(VIDEOS)
         assert videos and all(v["paused"] and v["time"] == 0 and v["poster"] and v["shown"] for v in videos)
         assert browser.evaluate("document.querySelector('[data-action=toggle]').textContent") == "Play all"

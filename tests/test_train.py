@@ -149,20 +149,25 @@ def test_its_styles_are_listed_and_render(trained, data_dir, tmp_path, capsys):
     assert after > 100 * before  # at 30 steps, typically 1e4 x
 
 
-def test_a_retrained_network_renders_again_and_zoo_keys_stay(trained, art_set, data_dir):
+def test_a_retrained_network_renders_again_and_zoo_keys_stay(tmp_path, monkeypatch):
+    """Its own network, in its own data folder, trained twice: the module's `strokes` that other tests read (and
+    `load_network` caches by name) is never retrained under them, in whatever order they run."""
     from dreamer.cache import file_digest, render_key
     from dreamer.training import train
     from dreamer.zoo import get_style
 
-    art, photos = art_set
-    first = render_key("ab" * 32, get_style("strokes-mid"), {})
+    data = tmp_path / "data"
+    monkeypatch.setenv("DREAMER_DATA", str(data))
+    art, photos = paintings(tmp_path / "art", range(6), side=80), crops(tmp_path / "photos", seed=4, per_photo=1)
+    quiet = dict(base="effnet-lite0", epochs=1, side=64, warn=lambda line: None, progress=False)
+    train("retrained", art, photos, **quiet)
+    first = render_key("ab" * 32, get_style("retrained-mid"), {})
     zoo = render_key("ab" * 32, get_style("effnet-lite0-shapes"), {})
-    train("strokes", art, photos, base="effnet-lite0", epochs=1, side=SIDE, seed=5, warn=lambda line: None,
-          progress=False)
-    assert render_key("ab" * 32, get_style("strokes-mid"), {}) != first
+    train("retrained", art, photos, seed=5, **quiet)
+    assert render_key("ab" * 32, get_style("retrained-mid"), {}) != first
     assert render_key("ab" * 32, get_style("effnet-lite0-shapes"), {}) == zoo
-    saved = json.loads((data_dir / "networks" / "strokes" / "network.json").read_text())
-    assert saved["weights_sha256"] == file_digest(data_dir / "networks" / "strokes" / "network.weights.h5")
+    saved = json.loads((data / "networks" / "retrained" / "network.json").read_text())
+    assert saved["weights_sha256"] == file_digest(data / "networks" / "retrained" / "network.weights.h5")
 
 
 def test_class_folders_name_the_classes_and_loose_files_are_named(tmp_path):
