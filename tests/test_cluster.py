@@ -10,10 +10,12 @@ import ipaddress
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,12 +49,7 @@ every = 3
 PHOTOS = ("chelsea.jpg", "coffee.jpg", "rocket.jpg")
 NODE = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]  # one worker a node
 RENDERING = "ray::Renderer.render"  # a worker's process title while it renders
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+TEMP_DIRS = {}  # a test cluster's address -> its Ray folder, which names its processes
 
 
 @pytest.fixture(scope="module")
@@ -68,38 +65,40 @@ def cluster(tmp_path_factory):
     token.touch(mode=0o600)
     token.write_text(secrets.token_hex(32))
     ENV.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
-    address = f"127.0.0.1:{free_port()}"
-    try:
-        subprocess.run([RAY, "start", "--head", f"--port={address.split(':')[1]}", "--include-dashboard=false",
-                        *NODE], env=ENV, check=True, capture_output=True, timeout=120)
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # in every process's command line; short for Ray's sockets
+    try:  # port 0: Ray picks a free one and says which
+        started = subprocess.run([RAY, "start", "--head", "--port=0", f"--temp-dir={temp}", "--include-dashboard=false",
+                                  *NODE], env=ENV, check=True, capture_output=True, text=True, timeout=120)
+        address = "127.0.0.1:" + re.search(r"--address='[^']*:(\d+)'", started.stdout + started.stderr)[1]
+        TEMP_DIRS[address] = temp
         join(address)
         yield address
     finally:
-        processes = ray_processes(address)
+        processes = ray_processes(temp)
         for process in processes:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
         psutil.wait_procs(processes, timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def join(address: str) -> None:
     subprocess.run([RAY, "start", f"--address={address}", *NODE], env=ENV, check=True, capture_output=True, timeout=120)
 
 
-def ray_processes(address: str) -> list[psutil.Process]:
-    """The processes of the test cluster at `address`: those started with its GCS port, and their descendants."""
-    port = re.compile(rf"[:=]{address.rsplit(':', 1)[1]}\b")
+def ray_processes(temp: str) -> list[psutil.Process]:
+    """The processes of the test cluster whose Ray folder is `temp`, and their descendants."""
     found = set()
     for process in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.Error):
-            if port.search(" ".join(process.info["cmdline"] or ())):
+            if temp in " ".join(process.info["cmdline"] or ()):
                 found |= {process, *process.children(recursive=True)}
     return list(found)
 
 
 def raylets(address: str) -> set[psutil.Process]:
     """The raylets of the test cluster: one a node."""
-    return {process for process in ray_processes(address) if process.name() == "raylet"}
+    return {process for process in ray_processes(TEMP_DIRS[address]) if process.name() == "raylet"}
 
 
 def rendering(raylet: psutil.Process) -> bool:
@@ -289,7 +288,9 @@ def test_a_driver_without_the_token_is_refused_on_one_line(cluster, tmp_path):
 
 def test_cluster_errors_are_one_line_and_write_nothing(tmp_path):
     folder = make_tiny(tmp_path, TOML, photos=PHOTOS[:1])
-    code, out = finished(build_py(folder, "--cluster", f"127.0.0.1:{free_port()}"))
+    with socket.socket() as bound:  # bound and never listening: a connection to it is refused
+        bound.bind(("127.0.0.1", 0))
+        code, out = finished(build_py(folder, "--cluster", f"127.0.0.1:{bound.getsockname()[1]}"))
     assert code == 2 and out.startswith("error: --cluster 127.0.0.1:") and "cannot connect" in out, out
     assert not (folder / "site").exists()
     code, out = finished(build_py(folder, "--cluster", "nowhere"))
