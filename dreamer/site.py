@@ -15,7 +15,7 @@ from dreamer.errors import ThemeError
 from dreamer.manifest import VIDEO_NAMES
 from dreamer.precision import resolve
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # package data: an installed Dreamer builds sites
 
 
 def page_name(kind: str, name: str) -> str:

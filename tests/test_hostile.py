@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from dreamer.site import TEMPLATES
+
 from conftest import REPO, check_site, make_tiny
 
 ONE = """\
@@ -132,7 +134,7 @@ def test_a_folder_of_the_site_linked_out_of_it_stops_the_build(world):
     site = folder / "site"
     shutil.rmtree(site / "static")
     (site / "static").symlink_to(home / "Pictures")  # site/static/ leads to the user's pictures
-    shutil.copy(REPO / "templates" / "static" / "gallery.css", home / "Pictures" / "gallery.css")
+    shutil.copy(TEMPLATES / "static" / "gallery.css", home / "Pictures" / "gallery.css")
     holiday = home / "Pictures" / "holiday.css"
     edit_manifest(folder, lambda m: m["files"].update(
         {"static/holiday.css": {"bytes": holiday.stat().st_size, "sha256": sha(holiday)}}))

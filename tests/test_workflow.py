@@ -57,4 +57,8 @@ def test_the_check_step_fails_without_a_built_site(tmp_path, built):
         (tmp_path / "site" / "index.html").write_text("<!doctype html>")
     result = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == (0 if built else 1)
-    assert ("site/index.html is missing: run python build.py" in result.stdout) != built
+    assert ("site/index.html is missing: run dreamer build" in result.stdout) != built
+
+
+def test_a_new_gallery_gets_this_very_workflow():
+    assert (REPO / "dreamer" / "starter" / "pages.yml").read_bytes() == WORKFLOW.read_bytes()

@@ -21,8 +21,8 @@ from dreamer.settings import Settings
 from dreamer.site_files import STATE
 
 PAGES_EVERY = 2.0  # seconds between page rewrites while renders finish (the manifest is saved after each)
-# Set by build.py's SIGINT handler: the build stops after the group it is on, even where the KeyboardInterrupt
-# itself was swallowed (raised inside a garbage-collector callback, Python only prints it).
+# Set by the build command's SIGINT handler (commands/build.py): the build stops after the group it is on, even
+# where the KeyboardInterrupt itself was swallowed (raised inside a garbage-collector callback, Python only prints it).
 STOPPING = threading.Event()
 
 __all__ = ["IMAGE_SUFFIXES", "Job", "Photo", "Plan", "Summary", "build", "check_folder", "list_inputs", "make_plan",
