@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dreamer.animate import encode_gif  # noqa: E402
 from dreamer.engine import Schedule, dream, dream_batch  # noqa: E402
 from dreamer.gradients import make_stepper  # noqa: E402
-from dreamer.render import prepare, schedule_of  # noqa: E402
+from dreamer.dreaming import prepare, schedule_of  # noqa: E402
 from dreamer.zoo import get_style  # noqa: E402
 
 STYLE = "vgg16-eyes"

@@ -1,4 +1,5 @@
-"""Dreamer: DeepDream GIF galleries."""
+"""Dreamer: DeepDream GIF galleries. As a library: `from dreamer import dream, render, styles, Style, DreamerError`
+(dreamer.api; nothing heavy loads until a dream is asked for)."""
 
 import os
 
@@ -7,3 +8,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up
 __version__ = "0.1.0"
 # Bump when a change to the engine alters the pictures it makes: it is part of every render's key.
 ENGINE_VERSION = "1"
+
+_API = ("DreamerError", "Frame", "Style", "dream", "render", "styles")
+__all__ = list(_API)
+
+
+def __getattr__(name: str):
+    """The public API (dreamer.api), imported when first asked for: `import dreamer` stays light."""
+    if name in _API:
+        from dreamer import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'dreamer' has no attribute {name!r}")

@@ -133,7 +133,7 @@ def _render(args) -> int:
 
     from dreamer.networks import class_names
     from dreamer.objectives import class_logit
-    from dreamer.render import GifOptions, RenderOptions, render_many
+    from dreamer.dreaming import GifOptions, RenderOptions, render_many
     from dreamer.video import FORMATS, VideoOptions
     from dreamer.zoo import PAINTING_STEP_SIZE, get_style
 

@@ -1,5 +1,6 @@
 """Image files in and out of numpy: robust loading, resizing, and value-range helpers."""
 
+import io
 import re
 import warnings
 from pathlib import Path
@@ -17,16 +18,20 @@ _BAND_ROWS = 256  # rows of a high-bit image converted at a time
 
 
 def load_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS, folder: str = "inputs/") -> np.ndarray:
-    """Read an image file as uint8 RGB (H x W x 3), or raise InputError naming the file and the fix.
+    """Read an image file (or an image's bytes) as uint8 RGB (H x W x 3), or raise InputError naming the file and
+    the fix.
 
     EXIF orientation is applied, alpha is flattened onto white, 16-bit and float data are
     scaled to 8 bits, and animations give their first frame. The size is checked from the
     header against `max_pixels` (None: only Pillow's decompression-bomb limit) before decoding. The fixes
     name `folder` as where the file can be removed from.
     """
-    path = Path(path)
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        fp, path = io.BytesIO(path), Path("the photo's bytes")
+    else:
+        fp, path = None, Path(path)
     try:
-        fp = open(path, "rb")
+        fp = fp or open(path, "rb")
     except FileNotFoundError:
         raise InputError(path, f"file not found; check the path or remove it from {folder}") from None
     except IsADirectoryError:

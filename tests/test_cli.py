@@ -62,7 +62,7 @@ def test_an_output_that_cannot_be_written_fails_on_one_line_while_others_render(
 
 
 def test_photos_of_one_size_dream_together(tmp_path, capsys, monkeypatch):
-    from dreamer import render
+    from dreamer import dreaming as render
 
     batches = []
 
@@ -190,7 +190,7 @@ def test_class_on_a_network_without_a_head_is_one_line():
 
 def test_guide_dreams_toward_another_photo(tmp_path):
     from dreamer.engine import objective_value
-    from dreamer.render import prepare
+    from dreamer.dreaming import prepare
     from dreamer.zoo import get_style
 
     photo, guide = write_photo(tmp_path / "cat.png"), tmp_path / "coffee.png"

@@ -6,7 +6,7 @@ import skimage.data
 from PIL import Image
 
 from dreamer import engine
-from dreamer.render import prepare, schedule_of
+from dreamer.dreaming import prepare, schedule_of
 from dreamer.tiles import tile_starts
 from dreamer.zoo import get_style
 

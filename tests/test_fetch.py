@@ -28,7 +28,7 @@ from dreamer.errors import WeightsError
 from dreamer.networks import NETWORKS, load_network
 from dreamer.networks import fetch as fetcher
 from dreamer.networks import inceptionv3, mobilenetv2  # noqa: F401 - importing a network registers it
-from dreamer.render import RenderOptions, prepare, render, schedule_of
+from dreamer.dreaming import RenderOptions, prepare, render, schedule_of
 from dreamer.zoo import STYLES
 
 NEW_STYLES = ["mobilenetv2-eyes", "mobilenetv2-fine", "inceptionv3-tutorial", "inceptionv3-swirls"]

@@ -32,8 +32,14 @@ def run(command, cwd: Path) -> subprocess.CompletedProcess:
 def venv(tmp_path_factory) -> Path:
     """A fresh virtual environment with Dreamer's wheel installed (its dependencies read from this one's)."""
     root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"  # the project's own files only: a build/ folder left in the checkout is not read
+    listed = subprocess.check_output(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, text=True)
+    for name in listed.splitlines():
+        if (REPO / name).is_file() and not name.startswith("site/"):
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w",
-                    str(root / "dist"), str(REPO)], check=True, capture_output=True, timeout=300)
+                    str(root / "dist"), str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = (root / "dist").glob("dreamer-*.whl")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True, timeout=300)
     python = root / "venv" / "bin" / "python"

@@ -25,7 +25,7 @@ from test_engine import STYLE, gain, photo, run
 from dreamer.backend_jax import Stepper, _fold_views, _looped_tiles, _periodic_views
 from dreamer.engine import dream, dream_batch, octave_shapes
 from dreamer.hlo import loop_operations, loop_trip_count, program_bytes
-from dreamer.render import prepare, schedule_of
+from dreamer.dreaming import prepare, schedule_of
 from dreamer.tiles import tiled_gradient
 
 # frames, gain and the stepper's programs: two photos, two octaves each, uneven chunks
@@ -122,7 +122,7 @@ mixed_error = max(int(np.abs(a.astype(int) - frames[i]).max())
                   for a, frames in zip(dream(canvas, image, mixed_schedule, seed=seed), mixed_together))
 mixed_compiles.append(canvas.compiles)
 mixed_shapes = [list(frame.shape) for frame in mixed_together[-1]]
-from dreamer.render import _together
+from dreamer.dreaming import _together
 together_keys = {name: [[list(key), members] for key, members in _together(dict(enumerate(mixed + [photo(300)])),
                                                                            chosen, schedule_of(STYLE))]
                  for name, chosen in [("canvas", canvas), ("buckets", by_bucket)]}

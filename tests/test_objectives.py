@@ -116,7 +116,7 @@ def test_parse_refuses_anything_else_on_one_line(text):
 
 def test_style_written_as_an_objective_dreams():
     from dreamer import engine
-    from dreamer.render import prepare, schedule_of
+    from dreamer.dreaming import prepare, schedule_of
     from dreamer.zoo import Style
 
     style = Style.from_dict({"name": "maths", "network": "effnet-lite0", "octaves": 1, "steps": 6, "every": 3,

@@ -15,7 +15,7 @@ from dreamer import precision
 from dreamer.cache import render_key
 from dreamer.cli import main
 from dreamer.errors import DreamerError
-from dreamer.render import prepare
+from dreamer.dreaming import prepare
 from dreamer.zoo import get_style
 
 from conftest import REPO, make_tiny

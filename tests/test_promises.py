@@ -127,7 +127,7 @@ def test_without_cluster_ray_is_never_imported(formats_build):
     folder, _, done = formats_build
     assert done.returncode == 0, done.stderr[-3000:]
     modules = imported(done.stderr)
-    assert {"tensorflow", "keras", "dreamer.render", "dreamer.backend_tf"} <= modules  # it rendered, here
+    assert {"tensorflow", "keras", "dreamer.dreaming", "dreamer.backend_tf"} <= modules  # it rendered, here
     assert not {m for m in modules if m == "ray" or m.startswith("ray.")}
     # and the same log of a process that imports Ray names it: the check can see it
     ray_log = subprocess.run([sys.executable, "-X", "importtime", "-c", "import ray"], capture_output=True,
@@ -277,7 +277,7 @@ def test_tiles_leave_no_seams():
     """Static of 192 px through vgg16-eyes in 64-px tiles (3 x 3): the dream is as smooth across the tiles'
     borders as elsewhere; the same dream with the rolls taken out shows its seams there (the measure sees them)."""
     from dreamer import engine
-    from dreamer.render import prepare, schedule_of
+    from dreamer.dreaming import prepare, schedule_of
     from dreamer.zoo import get_style
 
     style = get_style("vgg16-eyes").replace(octaves=1, steps=8, every=8, tile_size=64, precision="float32")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from dreamer import objectives
 from dreamer.images import load_image, resize_to_long_side, to_unit_range
-from dreamer.render import RenderOptions, render
+from dreamer.dreaming import RenderOptions, render
 from dreamer.zoo import get_style
 
 from conftest import REPO, make_tiny, paint

@@ -38,11 +38,11 @@ class Rendered:
 
 
 def render_group(sources: list, style, options, on_step=None) -> list:
-    """Render photos of one style together (dreamer.render.render_many) in a temporary folder; a Rendered or the
+    """Render photos of one style together (dreamer.dreaming.render_many) in a temporary folder; a Rendered or the
     one-line error of each. `sources`: [(name, data)]: `data` the photo's bytes, or None to read `name` itself
     (a path on this machine, or noise:WxH). Errors name `name`, never the temporary copy."""
     activate()
-    from dreamer import render as engine  # TensorFlow loads here, and only when something renders
+    from dreamer import dreaming as engine  # TensorFlow loads here, and only when something renders
 
     with tempfile.TemporaryDirectory(prefix="dreamer-render-") as tmp:
         inputs, copies = [], {}
@@ -77,7 +77,7 @@ def _as_bytes(result, copies: dict):
 
 def render_options(settings):
     """The engine's RenderOptions for a gallery's settings."""
-    from dreamer import render as engine
+    from dreamer import dreaming as engine
     from dreamer.gallery.plan import video_options
 
     return engine.RenderOptions(size=settings.size, seed=settings.seed, batch=settings.batch,

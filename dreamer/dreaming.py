@@ -1,4 +1,6 @@
-"""One photo + one style -> one dreaming GIF (and a still): loads, dreams, encodes."""
+"""Dreaming one photo (or several of one style) into frames and encoding them: a dreaming GIF, a still, videos.
+Loads the network and the objective a style needs, dreams with the engine, encodes. (The public API over it:
+dreamer.api.)"""
 
 import functools
 import time
@@ -103,26 +105,27 @@ def prepare(style, size: int = 512):
 CLASS_SIDE = 448  # the short side the visualisation recipe was measured at (NOTES: bananas at 448 px)
 
 
-def _class_frames(input_name, image, extract, objective, style, options, on_step):
-    """Frames of a class dream. Smaller outputs are dreamed at CLASS_SIDE and scaled down: the recipe's
-    crops (35-100 % of the side, resampled to 224 px) then show the network whole objects, where at
-    320 px they showed close-ups (banana peel rather than bananas)."""
+def _class_frames(image, static: bool, extract, objective, style, options, on_step):
+    """Frames of a class dream (from `static`, or from the photo `image`). Smaller outputs are dreamed at
+    CLASS_SIDE and scaled down: the recipe's crops (35-100 % of the side, resampled to 224 px) then show the
+    network whole objects, where at 320 px they showed close-ups (banana peel rather than bananas)."""
     from PIL import Image
 
     height, width = image.shape[:2]
     scale = max(1.0, CLASS_SIDE / min(height, width))
     size = (round(height * scale), round(width * scale))
-    photo = None if noise_shape(input_name, options.size) else resize_to_long_side(image, max(size))
+    photo = None if static else resize_to_long_side(image, max(size))
     recipe = recipe_for(style.steps, learning_rate=style.step_size, every=style.every, contrast=style.contrast)
     for frame in visualize(extract, objective, size, photo, recipe, options.seed, on_step):
         yield frame if scale == 1.0 else np.asarray(Image.fromarray(frame).resize((width, height), Image.LANCZOS))
 
 
-def _frames(input_name, style, options: RenderOptions, on_step):
-    image = input_image(input_name, options.size, options.seed)
+def dream_frames(image, style, options: RenderOptions, on_step=None, static: bool = False):
+    """The frames (uint8, `style.frame_steps` of them) of dreaming `image` (uint8 H x W x 3, at its render size;
+    seeded static when `static`) with `style`, yielded as the engine makes them."""
     extract, objective, stepper = prepare(style, options.size)
     if style.target_class:
-        return _class_frames(input_name, image, extract, objective, style, options, on_step)
+        return _class_frames(image, static, extract, objective, style, options, on_step)
     batch = resolve_batch(options.batch, stepper, *image.shape[:2], style.tile_size)
     if options.zoom:
         return zoom_dream(stepper, image, schedule_of(style), options.zoom, seed=options.seed,
@@ -130,7 +133,12 @@ def _frames(input_name, style, options: RenderOptions, on_step):
     return dream(stepper, image, schedule_of(style), seed=options.seed, batch=batch, on_step=on_step)
 
 
-def _save(frames, style, out_gif, still, options: RenderOptions, seconds: float) -> RenderResult:
+def _frames(input_name, style, options: RenderOptions, on_step):
+    image = input_image(input_name, options.size, options.seed)
+    return dream_frames(image, style, options, on_step, static=noise_shape(input_name, options.size) is not None)
+
+
+def save(frames, style, out_gif, still, options: RenderOptions, seconds: float) -> RenderResult:
     """Encode `frames` into `out_gif` (and the last into `still`), the GIF's comment saying what made it."""
     gif = options.gif
     made = {"engine": ENGINE_VERSION, "frames": len(frames),  # no time: same seed, same bytes
@@ -156,7 +164,7 @@ def render(input_name, style, out_gif, still=None, options: RenderOptions = Rend
     static with the spectrum decay, from a photo without); the others with the DeepDream engine."""
     started = time.perf_counter()
     frames = list(_frames(input_name, style, options, on_step))
-    return _save(frames, style, out_gif, still, options, time.perf_counter() - started)
+    return save(frames, style, out_gif, still, options, time.perf_counter() - started)
 
 
 def _together(images: dict, stepper, schedule: Schedule) -> list[tuple[tuple, list]]:
@@ -193,7 +201,7 @@ def render_many(inputs, style, outputs, options: RenderOptions = RenderOptions()
                                       [options.seed] * len(group), batch=batch, on_step=on_step))
             seconds = (time.perf_counter() - started) / len(group)
             for k, i in enumerate(group):
-                results[i] = _attempt(_save, [f[k] for f in frames], style, *outputs[i], options, seconds)
+                results[i] = _attempt(save, [f[k] for f in frames], style, *outputs[i], options, seconds)
     return [results[i] for i in range(len(inputs))]
 
 

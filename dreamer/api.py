@@ -1,0 +1,107 @@
+"""Dreamer as a library: `dream()` yields a dream's frames as the engine makes them, `render()` encodes them.
+
+    from dreamer import dream, render, styles, Style, DreamerError
+
+    for frame in dream("photo.jpg", "vgg16-eyes", size=320):   # a path, bytes, an array or "noise:WxH"
+        print(frame.step, "of", frame.total, frame.image.shape)  # the photo first (step 0), the dream last
+    render("photo.jpg", "vgg16-eyes", "photo.gif", still="photo.jpg", size=320, steps=20)
+
+Keras and its backend load on the first dream, not on import. Bad input raises DreamerError (one line).
+"""
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dreamer.errors import DreamerError, InputError
+from dreamer.zoo import Style, all_styles, get_style
+
+__all__ = ["DreamerError", "Frame", "Style", "dream", "render", "styles"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """One frame of a dream: the step of the dream it shows (0: the photo) out of `total`, and its pixels."""
+
+    step: int
+    total: int
+    image: np.ndarray  # uint8, H x W x 3
+
+
+def styles() -> dict[str, Style]:
+    """Every style by name: the zoo's and those of the networks `dreamer train` saved."""
+    return all_styles()
+
+
+def dream(photo, style="vgg16-eyes", *, size: int = 512, seed: int = 0, batch="auto", on_step=None, **changes):
+    """Yield the Frames of dreaming `photo` (a path, an image's bytes, a uint8 H x W x 3 array, or "noise:WxH")
+    with `style` (a name from styles() or a Style; `changes` such as steps=20 or octaves=3 change it), the long side
+    `size` pixels, as the engine makes them: stop reading and the dream stops. `on_step(done, total, score)` is
+    called as steps finish."""
+    style = _style(style, changes)
+    image, static = _image(photo, size, seed)
+    options = _options(size, seed, batch)
+    engine = _engine()
+    steps = style.frame_steps
+    for step, image in zip(steps, engine.dream_frames(image, style, options, on_step, static=static)):
+        yield Frame(step, steps[-1], image)
+
+
+def render(photo, style, gif, *, still=None, size: int = 512, seed: int = 0, batch="auto", gif_options=None,
+           video=None, on_step=None, **changes):
+    """Dream `photo` (as dream() takes it) with `style` into the GIF file `gif` (the finished dream into `still`,
+    if given; WebM / MP4 beside it with `video`, a dreamer.video.VideoOptions); returns what was written (a
+    dreamer.dreaming.RenderResult)."""
+    style = _style(style, changes)
+    started = time.perf_counter()
+    frames = [frame.image for frame in dream(photo, style, size=size, seed=seed, batch=batch, on_step=on_step)]
+    engine = _engine()
+    options = dataclasses.replace(_options(size, seed, batch), gif=gif_options or engine.GifOptions(),
+                                  **({"video": video} if video is not None else {}))
+    return engine.save(frames, style, Path(gif), None if still is None else Path(still), options,
+                       time.perf_counter() - started)
+
+
+def _style(style, changes: dict) -> Style:
+    """The Style to dream: `style` itself or the one it names, with `changes`; StyleError (one line) if bad."""
+    if not isinstance(style, (str, Style)):
+        raise DreamerError(f"style must be a style's name or a Style, not {type(style).__name__}")
+    style = get_style(style) if isinstance(style, str) else style
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(Style)})
+    if unknown:
+        raise DreamerError(f"{', '.join(unknown)}: not a style parameter; Style's fields are the ones to change")
+    return style.replace(**changes) if changes else style.validated()
+
+
+def _image(photo, size: int, seed: int) -> tuple[np.ndarray, bool]:
+    """(the uint8 image to dream at `size`, whether it is static) of what dream() takes."""
+    from dreamer.images import input_image, noise_shape, resize_to_long_side
+
+    if isinstance(photo, np.ndarray):
+        if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3 or min(photo.shape[:2]) < 1:
+            raise InputError("the array", f"is {photo.dtype} {photo.shape}; pass uint8 H x W x 3 (RGB)")
+        return resize_to_long_side(photo, size), False
+    if not isinstance(photo, (str, Path, bytes, bytearray, memoryview)):
+        raise DreamerError(f"photo must be a path, bytes, an array or noise:WxH, not {type(photo).__name__}")
+    static = isinstance(photo, str) and noise_shape(photo, size) is not None
+    if isinstance(photo, (bytes, bytearray, memoryview)):
+        from dreamer.images import load_image
+
+        return resize_to_long_side(load_image(bytes(photo)), size), False
+    return input_image(photo, size, seed), static
+
+
+def _options(size: int, seed: int, batch):
+    return _engine().RenderOptions(size=size, seed=seed, batch=batch)
+
+
+def _engine():
+    """dreamer.dreaming, with Keras loaded on the chosen backend first."""
+    from dreamer.backends import activate
+
+    activate()
+    from dreamer import dreaming as engine
+
+    return engine
