@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import make_tiny  # noqa: E402
-from dreamer.lock import holding  # noqa: E402
+from dreamer.gallery.lock import holding  # noqa: E402
 
 
 def seconds(*command) -> tuple[float, subprocess.CompletedProcess]:

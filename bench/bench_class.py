@@ -29,8 +29,10 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dreamer import objectives, parameterization, transforms  # noqa: E402
-from dreamer.gradients import parameter_gradient  # noqa: E402
+from dreamer.engine import objectives
+from dreamer.engine import parameterization
+from dreamer.engine import transforms  # noqa: E402
+from dreamer.engine.steppers import parameter_gradient  # noqa: E402
 from dreamer.networks import class_names, load_network  # noqa: E402
 
 SIZE = (448, 673)

@@ -25,7 +25,7 @@ from dreamer.gallery import PAGES_EVERY, make_plan  # noqa: E402
 from dreamer.gallery.cluster import Cluster  # noqa: E402
 from dreamer.gallery.execute import Rendered  # noqa: E402
 from dreamer.gallery.write import record  # noqa: E402
-from dreamer.settings import load  # noqa: E402
+from dreamer.gallery.settings import load  # noqa: E402
 
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}  # a loopback bench cluster
 RAY = Path(sys.executable).with_name("ray")
@@ -92,7 +92,7 @@ def driver_rate(config: Path) -> tuple[float, float, float, float]:
     """(renders written a second, seconds of a page rewrite, result bytes a render, photo bytes a render),
     replaying a built site's renders through the driver's write step: record (atomic writes, hashes) and the
     manifest saved after each; the pages, rewritten every few seconds, timed once."""
-    from dreamer import site
+    from dreamer.gallery import site
 
     settings = load(config)
     plan = make_plan(settings, force=True)

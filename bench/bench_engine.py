@@ -1,6 +1,6 @@
 """Benchmark the dream engine on this machine and print a compact table of figures and ratios.
 
-1. Our engine (dreamer.engine.dream, vgg16-eyes: VGG16 block4_conv3) against a plain reimplementation of
+1. Our engine (dreamer.engine.loop.dream, vgg16-eyes: VGG16 block4_conv3) against a plain reimplementation of
    the TensorFlow DeepDream tutorial's loop (its TiledGradients + run_deep_dream_with_octaves), with the
    SAME Keras extractor, the same image (skimage's astronaut), octaves, steps and step size.
 2. Our stepper with xla=True (the gradient XLA-compiled once per tile shape) against the default; and three
@@ -37,11 +37,11 @@ from PIL import Image  # noqa: E402
 from skimage import data  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dreamer.animate import encode_gif  # noqa: E402
-from dreamer.engine import Schedule, dream, dream_batch  # noqa: E402
-from dreamer.gradients import make_stepper  # noqa: E402
+from dreamer.media.gif import encode_gif  # noqa: E402
+from dreamer.engine.loop import Schedule, dream, dream_batch  # noqa: E402
+from dreamer.engine.steppers import make_stepper  # noqa: E402
 from dreamer.dreaming import prepare, schedule_of  # noqa: E402
-from dreamer.zoo import get_style  # noqa: E402
+from dreamer.networks import get_style  # noqa: E402
 
 STYLE = "vgg16-eyes"
 STEP_SIZE = 0.01  # the tutorial's; ours is set to the same

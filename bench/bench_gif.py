@@ -13,7 +13,7 @@ from PIL import Image
 from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dreamer.animate import encode_gif  # noqa: E402
+from dreamer.media.gif import encode_gif  # noqa: E402
 
 
 def dream_frames(n=30, size=512):

@@ -10,7 +10,7 @@ none) and every network gets random weights of its real architecture, since spee
              lax.fori_loop on B images of S x S (gradient, per-image std normalisation, step, clip);
    - torch:  the same step in PyTorch: VGG16 features written by hand as nn.Sequential, channels_last, bf16
              autocast, gradient w.r.t. the images only, one Python loop iteration per step;
-   - render: dreamer.engine with dreamer.backend_jax.Stepper (octaves, rolls, tiles, frames). At batch B:
+   - render: dreamer.engine.loop with dreamer.engine.backend_jax.Stepper (octaves, rolls, tiles, frames). At batch B:
              B photos of S x S dreamed together (engine.dream_batch, B tiles per network call); at the first
              size also one photo of B tiles (B=8: 2S x 4S, tile S; engine.dream with batch B), the tiling path.
              An engine without dream_batch renders only the latter. "1 oct" renders one octave (rolls, tiles,
@@ -80,13 +80,14 @@ import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dreamer import objectives  # noqa: E402
-from dreamer.backend_jax import BUCKET, Stepper  # noqa: E402
-from dreamer.hlo import loop_operations, loop_trip_count, program_bytes  # noqa: E402
-from dreamer import engine  # noqa: E402
-from dreamer.engine import Schedule  # noqa: E402
-from dreamer.objectives import INPUT  # noqa: E402
-from dreamer.precision import dtype_policy  # noqa: E402
+from dreamer.engine import objectives  # noqa: E402
+from dreamer.engine.backend_jax import BUCKET, Stepper  # noqa: E402
+from dreamer.engine.hlo import loop_operations, loop_trip_count, program_bytes  # noqa: E402
+from dreamer.engine import loop as engine  # noqa: E402
+from dreamer.engine.loop import Schedule  # noqa: E402
+from dreamer.engine.octaves import octave_shapes  # noqa: E402
+from dreamer.engine.objectives import INPUT  # noqa: E402
+from dreamer.engine.precision import dtype_policy  # noqa: E402
 
 VGG_LAYER = "block5_conv3"
 VGG_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]  # to conv5_3
@@ -123,7 +124,7 @@ def effnet_lite0_shapes() -> dict:
 def check_effnet_shapes() -> str:
     """Compare EFFNET_LITE0_BLOCKS with the real converted cache's shapes, where this machine has it."""
     from dreamer.networks.efficientnet_lite import CACHE_NAME, cached_shapes
-    from dreamer.paths import cache_dir
+    from dreamer.files.paths import cache_dir
 
     real = cached_shapes(cache_dir() / CACHE_NAME)
     if real is None:
@@ -238,8 +239,8 @@ def bare_octaves(extract, objective, size: int, batch: int, octaves: int, steps:
     """The bare step doing a full render's work: `steps` steps at each of its octaves' true sizes, no rolls,
     tiles or frames (one compiled call per octave). Img-steps count pixels as render_jax does."""
     parts = [bare_jax(extract, objective, shape, batch, steps, step_size, repeats)
-             for shape in engine.octave_shapes(size, size, octaves, OCTAVE_SCALE)]
-    pixels = sum(h * w for h, w in engine.octave_shapes(size, size, octaves, OCTAVE_SCALE))
+             for shape in octave_shapes(size, size, octaves, OCTAVE_SCALE)]
+    pixels = sum(h * w for h, w in octave_shapes(size, size, octaves, OCTAVE_SCALE))
     work = batch * steps * pixels / size ** 2
     median = sum(p["median_s"] for p in parts)
     return {"warmup_s": sum(p["warmup_s"] for p in parts), "median_s": median,
@@ -250,7 +251,7 @@ def bare_octaves(extract, objective, size: int, batch: int, octaves: int, steps:
 def auto_batch(extract, objective, size: int) -> dict:
     """What `--batch auto` picks for images of size x size in tiles of `size`, and from what; with what XLA's
     compiled gradient of a tile needs, against which the Stepper's compile-free upper bound compares."""
-    from dreamer.batching import free_accelerator_bytes, resolve_batch
+    from dreamer.engine.batching import free_accelerator_bytes, resolve_batch
 
     stepper = Stepper(extract, objective)
     free = free_accelerator_bytes()
@@ -298,7 +299,7 @@ def render_jax(extract, objective, size: int, batch: int, octaves: int, steps: i
     calls = steps if whole_octaves else every  # the first octave's program: its steps, the frames it keeps
     program = stepper.compiled([np.zeros((count, height, width, 3), np.float32)], np.zeros((calls, count, 2), np.int32),
                                step_size, size, batch, keep=list(range(every, calls + 1, every)))
-    pixels = sum(h * w for h, w in engine.octave_shapes(height, width, octaves, OCTAVE_SCALE))
+    pixels = sum(h * w for h, w in octave_shapes(height, width, octaves, OCTAVE_SCALE))
     work = count * steps * pixels / size ** 2
     return {"warmup_s": first, "median_s": median, "min_s": low, "max_s": high, "img_steps": work,
             "img_steps_per_s": work / median, "compiles": compiles, "frames": len(frames),
@@ -372,7 +373,7 @@ def missing_real_weights(settings) -> list[str]:
     from dreamer.networks.hed_weights import weights_path
     from dreamer.networks.inceptionv3 import CACHE_NAME as INCEPTION_CACHE
     from dreamer.networks.mobilenetv2 import CACHE_NAME as MOBILENET_CACHE
-    from dreamer.paths import cache_dir
+    from dreamer.files.paths import cache_dir
 
     def hed_ok():
         try:
@@ -404,9 +405,9 @@ def gallery_child(folder: Path, weights: str, quick: bool, shapes: str) -> int:
     `shapes` "one" or "buckets" every render's JAX Stepper padding its octaves to one shape, or not."""
     import dataclasses
 
-    from dreamer import backend_jax
+    from dreamer.engine import backend_jax
     from dreamer.gallery import build
-    from dreamer.settings import load
+    from dreamer.gallery.settings import load
 
     if weights == "random":
         use_random_weights()
@@ -415,7 +416,7 @@ def gallery_child(folder: Path, weights: str, quick: bool, shapes: str) -> int:
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, one_shape=shapes == "one", **kwargs)
 
-        backend_jax.Stepper = Shapes  # what dreamer.gradients.make_stepper builds
+        backend_jax.Stepper = Shapes  # what dreamer.engine.steppers.make_stepper builds
     started, compiled = time.perf_counter(), []
 
     def note_compile(name, seconds, **_):  # the log says where a build's time goes, even one stopped early
@@ -483,7 +484,7 @@ def run_gallery(mode: str, quick: bool, timeout: float, out: Path | None, assign
                 shapes: str = "auto") -> dict:
     """Build the default gallery in a temporary copy with the JAX backend: once from a cold compile cache, then
     (if it finished with time to spare) again with the programs the first build compiled."""
-    from dreamer.settings import load
+    from dreamer.gallery.settings import load
 
     settings = load(ROOT / "gallery.toml")
     missing = missing_real_weights(settings)
@@ -658,7 +659,7 @@ def main(argv=None) -> int:
         log(f"keras {info['keras']}, python {info['python']}, KERAS_BACKEND={keras.backend.backend()}")
         log(f"torch: {info.get('torch', torch_note)}; cuda available: {info.get('torch_cuda')}; "
             f"device: {info.get('torch_device')}")
-        from dreamer.precision import resolve
+        from dreamer.engine.precision import resolve
         log(f"precision 'auto' resolves to {resolve('auto')} here (bfloat16 with AMX CPUs or NVIDIA GPUs of compute "
             f"capability 8.0 or newer)")
         results["matmul_tflops"] = matmul_tflops(torch, q)
@@ -683,7 +684,7 @@ def main(argv=None) -> int:
             if kind == "vgg16":
                 networks[kind] = (*extractor("vgg16", VGG_LAYER), 0.01, VGG_LAYER)
             else:
-                from dreamer.zoo import get_style
+                from dreamer.networks import get_style
 
                 style = get_style(EFFNET_STYLE)
                 log(check_effnet_shapes())

@@ -26,9 +26,10 @@ import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dreamer import engine, objectives  # noqa: E402
-from dreamer.backend_jax import Stepper  # noqa: E402
-from dreamer.engine import Schedule  # noqa: E402
+from dreamer.engine import loop as engine
+from dreamer.engine import objectives  # noqa: E402
+from dreamer.engine.backend_jax import Stepper  # noqa: E402
+from dreamer.engine.loop import Schedule  # noqa: E402
 
 SIDE = 64
 STEPS = 40

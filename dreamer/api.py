@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from dreamer.errors import DreamerError, InputError
-from dreamer.zoo import Style, all_styles, get_style
+from dreamer.networks import all_styles, get_style
+from dreamer.style import Style
 
 __all__ = ["DreamerError", "Frame", "Style", "dream", "render", "styles"]
 
@@ -43,24 +44,23 @@ def dream(photo, style="vgg16-eyes", *, size: int = 512, seed: int = 0, batch="a
     style = _style(style, changes)
     image, static = _image(photo, size, seed)
     options = _options(size, seed, batch)
-    engine = _engine()
     steps = style.frame_steps
-    for step, image in zip(steps, engine.dream_frames(image, style, options, on_step, static=static)):
+    for step, image in zip(steps, _dreaming().dream_frames(image, style, options, on_step, static=static)):
         yield Frame(step, steps[-1], image)
 
 
 def render(photo, style, gif, *, still=None, size: int = 512, seed: int = 0, batch="auto", gif_options=None,
            video=None, on_step=None, **changes):
     """Dream `photo` (as dream() takes it) with `style` into the GIF file `gif` (the finished dream into `still`,
-    if given; WebM / MP4 beside it with `video`, a dreamer.video.VideoOptions); returns what was written (a
+    if given; WebM / MP4 beside it with `video`, a dreamer.media.video.VideoOptions); returns what was written (a
     dreamer.dreaming.RenderResult)."""
     style = _style(style, changes)
     started = time.perf_counter()
     frames = [frame.image for frame in dream(photo, style, size=size, seed=seed, batch=batch, on_step=on_step)]
-    engine = _engine()
-    options = dataclasses.replace(_options(size, seed, batch), gif=gif_options or engine.GifOptions(),
+    dreaming = _dreaming()
+    options = dataclasses.replace(_options(size, seed, batch), gif=gif_options or dreaming.GifOptions(),
                                   **({"video": video} if video is not None else {}))
-    return engine.save(frames, style, Path(gif), None if still is None else Path(still), options,
+    return dreaming.save(frames, style, Path(gif), None if still is None else Path(still), options,
                        time.perf_counter() - started)
 
 
@@ -77,7 +77,7 @@ def _style(style, changes: dict) -> Style:
 
 def _image(photo, size: int, seed: int) -> tuple[np.ndarray, bool]:
     """(the uint8 image to dream at `size`, whether it is static) of what dream() takes."""
-    from dreamer.images import input_image, noise_shape, resize_to_long_side
+    from dreamer.media.images import input_image, noise_shape, resize_to_long_side
 
     if isinstance(photo, np.ndarray):
         if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3 or min(photo.shape[:2]) < 1:
@@ -87,21 +87,21 @@ def _image(photo, size: int, seed: int) -> tuple[np.ndarray, bool]:
         raise DreamerError(f"photo must be a path, bytes, an array or noise:WxH, not {type(photo).__name__}")
     static = isinstance(photo, str) and noise_shape(photo, size) is not None
     if isinstance(photo, (bytes, bytearray, memoryview)):
-        from dreamer.images import load_image
+        from dreamer.media.images import load_image
 
         return resize_to_long_side(load_image(bytes(photo)), size), False
     return input_image(photo, size, seed), static
 
 
 def _options(size: int, seed: int, batch):
-    return _engine().RenderOptions(size=size, seed=seed, batch=batch)
+    return _dreaming().RenderOptions(size=size, seed=seed, batch=batch)
 
 
-def _engine():
+def _dreaming():
     """dreamer.dreaming, with Keras loaded on the chosen backend first."""
-    from dreamer.backends import activate
+    from dreamer.engine.backends import activate
 
     activate()
-    from dreamer import dreaming as engine
+    from dreamer import dreaming
 
-    return engine
+    return dreaming

@@ -5,14 +5,14 @@ import os
 import sys
 from pathlib import Path
 
-from dreamer.backends import BACKENDS, activate
-from dreamer.batching import check_batch
 from dreamer.commands import build, init
+from dreamer.engine.backends import BACKENDS, activate
+from dreamer.engine.batching import check_batch
+from dreamer.engine.precision import PRECISIONS
 from dreamer.errors import DreamerError
+from dreamer.files.safety import Inputs, check_outputs
+from dreamer.gallery.settings import MAX_SEED, MAX_SIZE, MIN_SIZE
 from dreamer.networks.trained import BASES
-from dreamer.precision import PRECISIONS
-from dreamer.safety import Inputs, check_outputs
-from dreamer.settings import MAX_SEED, MAX_SIZE, MIN_SIZE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,11 +131,11 @@ def _batch(text: str):
 def _render(args) -> int:
     from tqdm import tqdm
 
-    from dreamer.networks import class_names
-    from dreamer.objectives import class_logit
     from dreamer.dreaming import GifOptions, RenderOptions, render_many
-    from dreamer.video import FORMATS, VideoOptions
-    from dreamer.zoo import PAINTING_STEP_SIZE, get_style
+    from dreamer.engine.objectives import class_logit
+    from dreamer.media.video import FORMATS, VideoOptions
+    from dreamer.networks import class_names, get_style
+    from dreamer.style import PAINTING_STEP_SIZE
 
     names = args.styles or ["effnet-lite0-class" if args.target_class else "vgg16-eyes"]
     if args.target_class:
@@ -150,7 +150,7 @@ def _render(args) -> int:
                                       target_class=args.target_class, contrast=args.contrast, guide=args.guide,
                                       style_image=args.style_image, style_weight=args.style_weight)
               for name in names]
-    if args.style_image and args.step_size is None:  # steps long enough to carry the painting (zoo.py)
+    if args.style_image and args.step_size is None:  # steps long enough to carry the painting (style.py)
         styles = [style.replace(step_size=max(style.step_size, PAINTING_STEP_SIZE)) for style in styles]
     if args.zoom is not None and not 1.0 < args.zoom <= 2.0:
         raise DreamerError(f"--zoom {args.zoom:g}: use a factor between 1 and 2, such as 1.03")
@@ -203,7 +203,7 @@ def _error_line(error: Exception, out: Path) -> str:
 
 
 def _styles(args) -> int:
-    from dreamer.zoo import all_styles
+    from dreamer.networks import all_styles
 
     for style in all_styles().values():
         layers = ", ".join(f"{name}×{weight:g}" for name, weight in style.layers.items())
@@ -223,7 +223,7 @@ def _layers(args) -> int:
 
 
 def _train(args) -> int:
-    from dreamer.settings import gallery_inputs
+    from dreamer.gallery.settings import gallery_inputs
     from dreamer.training import train
 
     photos = args.photos or gallery_inputs()
@@ -251,7 +251,8 @@ def _networks(args) -> int:
 def _fetch(args) -> int:
     import time
 
-    from dreamer.networks.fetch import ARCHIVES, fetch, is_fetched
+    from dreamer.networks import fetch_weights
+    from dreamer.networks.fetch import ARCHIVES, is_fetched
 
     names = sorted(ARCHIVES) if args.all else args.names
     unknown = [name for name in names if name not in ARCHIVES]
@@ -260,7 +261,7 @@ def _fetch(args) -> int:
                            + (f" (not {unknown[0]!r})" if unknown else ""))
     for name in names:
         started, fetched = time.perf_counter(), is_fetched(name)
-        folder = fetch(name)
+        folder = fetch_weights(name)
         print(f"{name}: {'already fetched' if fetched else 'downloaded, sha256 checked'} in {folder}; "
               f"{ARCHIVES[name].network} ready ({time.perf_counter() - started:.1f}s)")
     return 0

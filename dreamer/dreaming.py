@@ -10,17 +10,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from dreamer import ENGINE_VERSION, objectives
-from dreamer.animate import encode_gif, save_still, timeline
-from dreamer.batching import resolve_batch
-from dreamer.engine import Schedule, dream, dream_batch, octave_shapes, zoom_dream
+from dreamer.engine import ENGINE_VERSION, objectives
+from dreamer.engine.batching import resolve_batch
+from dreamer.engine.loop import Schedule, dream, dream_batch, zoom_dream
+from dreamer.engine.octaves import octave_shapes
+from dreamer.engine.precision import resolve
+from dreamer.engine.steppers import make_stepper
+from dreamer.engine.visualize import recipe_for, visualize
 from dreamer.errors import DreamerError
-from dreamer.gradients import make_stepper
-from dreamer.images import input_image, load_image, noise_shape, resize_to_long_side
+from dreamer.media.gif import encode_gif, save_still, timeline
+from dreamer.media.images import input_image, load_image, noise_shape, resize_to_long_side
+from dreamer.media.video import VideoOptions, encode_video
 from dreamer.networks import class_names, load_network
-from dreamer.precision import resolve
-from dreamer.video import VideoOptions, encode_video
-from dreamer.visualize import recipe_for, visualize
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class RenderOptions:
 
     size: int = 512
     seed: int = 0
-    batch: int | str = "auto"  # tiles per network call, or 'auto' (see dreamer.batching)
+    batch: int | str = "auto"  # tiles per network call, or 'auto' (see dreamer.engine.batching)
     zoom: float | None = None  # zoom into the centre by this factor before each frame (the tunnel)
     gif: GifOptions = field(default_factory=GifOptions)
     video: VideoOptions = field(default_factory=VideoOptions)

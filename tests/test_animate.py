@@ -1,4 +1,4 @@
-"""Tests for dreamer.animate: GIF encoding and stills."""
+"""Tests for dreamer.media.gif: GIF encoding and stills."""
 
 import os
 import shutil
@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from dreamer import animate
-from dreamer.animate import encode_gif, save_still
-from dreamer.marks import read_mark
+from dreamer.media import gif as animate
+from dreamer.media.gif import encode_gif, save_still
+from dreamer.media.marks import read_mark
 
 
 def make_frames(n=5, size=64):

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from dreamer.atomic import atomic_path, write_text
+from dreamer.files.atomic import atomic_path, write_text
 
 
 def test_write_is_complete_and_world_readable(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-CHOOSE = "from dreamer.backends import chosen_backend; print(chosen_backend())"
+CHOOSE = "from dreamer.engine.backends import chosen_backend; print(chosen_backend())"
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -54,7 +54,7 @@ def test_a_backend_that_is_not_installed_is_one_line_with_the_install_command(tm
 def test_native_log_lines_are_dropped_and_the_rest_passed_on():
     script = """
 import os, sys
-from dreamer.backends import native_logs_dropped
+from dreamer.engine.backends import native_logs_dropped
 with native_logs_dropped():
     os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
     os.write(2, b"I0000 00:00:1795776614.175553   32660 port.cc:153] oneDNN custom operations are on.\\n")

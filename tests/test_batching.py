@@ -2,7 +2,7 @@
 
 import pytest
 
-from dreamer.batching import CPU_AUTO_BATCH, MAX_AUTO_BATCH, MEMORY_SHARE, check_batch, resolve_batch, tiles_that_fit
+from dreamer.engine.batching import CPU_AUTO_BATCH, MAX_AUTO_BATCH, MEMORY_SHARE, check_batch, resolve_batch, tiles_that_fit
 from dreamer.cli import main
 from test_engine import STYLE, prepare
 

@@ -156,7 +156,7 @@ def test_unknown_style_is_one_line(capsys):
 
 
 def test_styles_lists_every_style_with_network_and_layers(capsys):
-    from dreamer.zoo import STYLES
+    from dreamer.style import STYLES
 
     assert main(["styles"]) == 0
     out = capsys.readouterr().out
@@ -189,9 +189,9 @@ def test_class_on_a_network_without_a_head_is_one_line():
 
 
 def test_guide_dreams_toward_another_photo(tmp_path):
-    from dreamer.engine import objective_value
+    from dreamer.engine.loop import objective_value
     from dreamer.dreaming import prepare
-    from dreamer.zoo import get_style
+    from dreamer.networks import get_style
 
     photo, guide = write_photo(tmp_path / "cat.png"), tmp_path / "coffee.png"
     Image.fromarray(skimage.data.coffee()).resize((60, 40)).save(guide)

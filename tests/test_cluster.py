@@ -24,8 +24,8 @@ import pytest
 
 from dreamer.gallery.cluster import RESULT, _checked
 from dreamer.gallery.execute import Rendered
-from dreamer.precision import cpu_has_native_bf16
-from dreamer.site_files import STATE
+from dreamer.engine.precision import cpu_has_native_bf16
+from dreamer.gallery.files import STATE
 
 from conftest import REPO, check_site, make_tiny
 

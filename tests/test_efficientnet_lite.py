@@ -99,7 +99,7 @@ def test_second_build_reads_the_cache(converted, cache, monkeypatch):
 
 
 def test_mixed_bfloat16_keeps_float32_logits(converted):
-    from dreamer.precision import dtype_policy
+    from dreamer.engine.precision import dtype_policy
 
     with dtype_policy("bfloat16"):
         model = effnet.build_efficientnet_lite0()

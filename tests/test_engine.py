@@ -5,10 +5,10 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from dreamer import engine
+from dreamer.engine import loop as engine
 from dreamer.dreaming import prepare, schedule_of
-from dreamer.tiles import tile_starts
-from dreamer.zoo import get_style
+from dreamer.engine.tiles import tile_starts
+from dreamer.networks import get_style
 
 STYLE = get_style("vgg16-eyes").replace(octaves=2, steps=10, every=5, step_size=0.03, precision="float32")
 

@@ -181,7 +181,7 @@ def test_saved_model_style_renders_a_gif(saved_model_dir, tmp_path):
     from PIL import Image
 
     from dreamer.dreaming import RenderOptions, render
-    from dreamer.zoo import Style
+    from dreamer.style import Style
 
     photo = tmp_path / "photo.png"
     Image.fromarray(((images(40)[0] + 1) * 127.5).astype(np.uint8)).save(photo)

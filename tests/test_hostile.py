@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dreamer.site import TEMPLATES
+from dreamer.gallery.site import TEMPLATES
 
 from conftest import REPO, check_site, make_tiny
 

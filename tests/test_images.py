@@ -1,4 +1,4 @@
-"""Tests for dreamer.images: real files written with Pillow, loaded back through load_image."""
+"""Tests for dreamer.media.images: real files written with Pillow, loaded back through load_image."""
 
 import struct
 import zlib
@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageFile, features
 
 from dreamer.errors import InputError
-from dreamer.images import load_image, resize_to_long_side, to_unit_range
+from dreamer.media.images import load_image, resize_to_long_side, to_unit_range
 
 
 def _blank_png(path, width, height):
@@ -128,7 +128,7 @@ def test_resize_to_long_side_keeps_aspect_and_scales_both_ways():
 
 
 def test_unit_range_round_trip():
-    from dreamer.engine import to_uint8  # the way back, on the device that holds the image
+    from dreamer.engine.loop import to_uint8  # the way back, on the device that holds the image
 
     image = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
     unit = to_unit_range(image)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dreamer.marks import read_mark
+from dreamer.media.marks import read_mark
 
 from conftest import REPO
 

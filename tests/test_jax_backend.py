@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from dreamer.engine import _chunks
-from dreamer.paths import cache_dir
+from dreamer.engine.loop import _chunks
+from dreamer.files.paths import cache_dir
 from test_engine import STYLE, gain, photo, run
 
 SCRIPT = """
@@ -22,11 +22,12 @@ import numpy as np
 import skimage
 
 from test_engine import STYLE, gain, photo, run
-from dreamer.backend_jax import Stepper, _fold_views, _looped_tiles, _periodic_views
-from dreamer.engine import dream, dream_batch, octave_shapes
-from dreamer.hlo import loop_operations, loop_trip_count, program_bytes
+from dreamer.engine.backend_jax import Stepper, _fold_views, _looped_tiles, _periodic_views
+from dreamer.engine.loop import dream, dream_batch
+from dreamer.engine.octaves import octave_shapes
+from dreamer.engine.hlo import loop_operations, loop_trip_count, program_bytes
 from dreamer.dreaming import prepare, schedule_of
-from dreamer.tiles import tiled_gradient
+from dreamer.engine.tiles import tiled_gradient
 
 # frames, gain and the stepper's programs: two photos, two octaves each, uneven chunks
 image = photo(96)
@@ -267,7 +268,7 @@ def test_jax_folds_the_rolled_gradient_back_as_its_transpose(jax_run):
 
 def test_jax_keeps_compiled_programs_in_the_dreamer_cache():
     pytest.importorskip("jax", reason="the [jax] extra is not installed: pip install -e .[jax]")
-    script = "import jax, dreamer.backend_jax; print(jax.config.jax_compilation_cache_dir)"
+    script = "import jax, dreamer.engine.backend_jax; print(jax.config.jax_compilation_cache_dir)"
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     done = subprocess.run([sys.executable, "-c", script], env=dict(env, KERAS_BACKEND="jax"), capture_output=True,
                           text=True, timeout=300)

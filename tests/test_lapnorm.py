@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dreamer.lapnorm import laplacian_merge, laplacian_normalize, laplacian_split
+from dreamer.engine.lapnorm import laplacian_merge, laplacian_normalize, laplacian_split
 
 
 @pytest.mark.parametrize("shape", [(64, 64, 3), (45, 37, 3), (7, 9, 3)])

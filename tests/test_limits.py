@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dreamer import objectives
-from dreamer.images import _BAND_ROWS, DEFAULT_MAX_PIXELS, load_image
+from dreamer.engine import objectives
+from dreamer.media.images import _BAND_ROWS, DEFAULT_MAX_PIXELS, load_image
 from dreamer.training.data import read
 
 BUILD = Path(__file__).resolve().parent.parent / "build.py"
@@ -77,7 +77,7 @@ def test_48_bit_rgb_is_read_to_8_bits(tmp_path):
 
 PEAK = """
 import re, sys
-from dreamer.images import load_image
+from dreamer.media.images import load_image
 if len(sys.argv) > 1:
     assert load_image(sys.argv[1]).shape == (3000, 3000, 3)
 print(re.search(r"VmHWM:\\s*(\\d+) kB", open("/proc/self/status").read())[1])
@@ -85,7 +85,7 @@ print(re.search(r"VmHWM:\\s*(\\d+) kB", open("/proc/self/status").read())[1])
 
 
 def peak_kib(*args) -> int:
-    """The peak resident memory (KiB) of a process that imports dreamer.images and loads `args`' image."""
+    """The peak resident memory (KiB) of a process that imports dreamer.media.images and loads `args`' image."""
     return int(subprocess.run([sys.executable, "-c", PEAK, *map(str, args)], check=True, capture_output=True,
                               text=True).stdout)
 
@@ -158,7 +158,7 @@ def test_a_hostile_objective_fails_the_build_on_one_line(tmp_path, kind):
 
 
 def test_objectives_are_checked_before_tensorflow_loads(tmp_path):
-    script = ("import sys\nfrom dreamer.settings import ConfigError, load\n"
+    script = ("import sys\nfrom dreamer.gallery.settings import ConfigError, load\n"
               "try:\n    load(sys.argv[1])\nexcept ConfigError as exc:\n    print(exc)\n"
               "print(sorted({'keras', 'tensorflow', 'jax'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", script, str(hostile_config(tmp_path, HOSTILE_OBJECTIVES["deep"]))],

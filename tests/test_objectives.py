@@ -6,10 +6,10 @@ import skimage.data
 from keras import ops
 from PIL import Image
 
-from dreamer import objectives
+from dreamer.engine import objectives
 from dreamer.errors import StyleError
 from dreamer.networks import load_network
-from dreamer.visualize import Recipe, visualize
+from dreamer.engine.visualize import Recipe, visualize
 
 FEW_STEPS = Recipe(steps=6, every=6, crops=2, crop_size=128)
 
@@ -115,9 +115,9 @@ def test_parse_refuses_anything_else_on_one_line(text):
 
 
 def test_style_written_as_an_objective_dreams():
-    from dreamer import engine
+    from dreamer.engine import loop as engine
     from dreamer.dreaming import prepare, schedule_of
-    from dreamer.zoo import Style
+    from dreamer.style import Style
 
     style = Style.from_dict({"name": "maths", "network": "effnet-lite0", "octaves": 1, "steps": 6, "every": 3,
                              "step_size": 0.03, "precision": "float32",

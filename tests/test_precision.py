@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from keras.backend import standardize_dtype
 
-from dreamer import precision
-from dreamer.cache import render_key
+from dreamer.engine import precision
+from dreamer.gallery.keys import render_key
 from dreamer.cli import main
 from dreamer.errors import DreamerError
 from dreamer.dreaming import prepare
-from dreamer.zoo import get_style
+from dreamer.networks import get_style
 
 from conftest import REPO, make_tiny
 

@@ -127,7 +127,7 @@ def test_without_cluster_ray_is_never_imported(formats_build):
     folder, _, done = formats_build
     assert done.returncode == 0, done.stderr[-3000:]
     modules = imported(done.stderr)
-    assert {"tensorflow", "keras", "dreamer.dreaming", "dreamer.backend_tf"} <= modules  # it rendered, here
+    assert {"tensorflow", "keras", "dreamer.dreaming", "dreamer.engine.backend_tf"} <= modules  # it rendered, here
     assert not {m for m in modules if m == "ray" or m.startswith("ray.")}
     # and the same log of a process that imports Ray names it: the check can see it
     ray_log = subprocess.run([sys.executable, "-X", "importtime", "-c", "import ray"], capture_output=True,
@@ -172,7 +172,7 @@ def float32_config(folder: Path) -> Path:
 
 
 def test_the_committed_site_is_current_and_intact(tmp_path):
-    from dreamer.precision import cpu_has_native_bf16, gpu_has_native_bf16
+    from dreamer.engine.precision import cpu_has_native_bf16, gpu_has_native_bf16
 
     manifest = json.loads((REPO / "site" / "manifest.json").read_text())
     assert {(e["backend"], e["precision"]) for e in manifest["renders"].values()} == {("tensorflow", "float32")}
@@ -197,7 +197,7 @@ def test_train_fine_tunes_vgg16_and_mobilenetv2(tmp_path, monkeypatch, capsys, b
     """5 paintings against 5 photos at 32 px, 1 epoch (one Adam step: all 8 training images are one batch): the
     network is saved, listed, its early layers and batch norms as the zoo's, its later ones moved by one step,
     and its style renders."""
-    from dreamer.cache import file_digest
+    from dreamer.gallery.keys import file_digest
     from dreamer.networks import load_network
     from dreamer.networks.trained import BASES, load
     from dreamer.training import LEARNING_RATE
@@ -260,7 +260,7 @@ class FixedTiles:
 def seam_ratio(frame, image, tile: int, band: int = 4) -> float:
     """The mean absolute gradient (across the border) of what the dream added, in the bands of `band` pixels each
     side of the tiles' borders, over that elsewhere: 1 without seams."""
-    from dreamer.tiles import tile_starts
+    from dreamer.engine.tiles import tile_starts
 
     added = frame.astype(float) - image.astype(float)
     inside, outside = 0.0, 0.0
@@ -276,9 +276,9 @@ def seam_ratio(frame, image, tile: int, band: int = 4) -> float:
 def test_tiles_leave_no_seams():
     """Static of 192 px through vgg16-eyes in 64-px tiles (3 x 3): the dream is as smooth across the tiles'
     borders as elsewhere; the same dream with the rolls taken out shows its seams there (the measure sees them)."""
-    from dreamer import engine
+    from dreamer.engine import loop as engine
     from dreamer.dreaming import prepare, schedule_of
-    from dreamer.zoo import get_style
+    from dreamer.networks import get_style
 
     style = get_style("vgg16-eyes").replace(octaves=1, steps=8, every=8, tile_size=64, precision="float32")
     image = np.random.default_rng(0).integers(0, 256, (192, 192, 3), dtype=np.uint8)

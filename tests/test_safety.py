@@ -15,8 +15,8 @@ import pytest
 from PIL import Image, ImageSequence
 
 from dreamer.cli import main as dreamer
-from dreamer.marks import read_mark
-from dreamer.site import page_name
+from dreamer.media.marks import read_mark
+from dreamer.gallery.site import page_name
 
 from conftest import REPO, TINY_TOML, check_site, freeze, make_tiny, thaw, wait_for
 from test_gallery import build_py
@@ -267,8 +267,9 @@ def test_manifest_and_renders_reach_the_disk_before_the_rename(built, tmp_path, 
     """A real manifest (the built site's: 4 renders, their photos and files) and a real render (a GIF and its
     still, from that site's frames) are each written to a temp file beside the target, flushed to disk, renamed
     onto the target, and then the folder is flushed, so that the rename itself survives a power cut."""
-    from dreamer import animate, atomic
-    from dreamer.manifest import Manifest
+    from dreamer.media import gif as animate
+    from dreamer.files import atomic
+    from dreamer.gallery.manifest import Manifest
 
     site = built / "site"
     manifest = Manifest.load(site / "manifest.json")

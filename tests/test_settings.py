@@ -2,8 +2,8 @@
 
 import pytest
 
-from dreamer.settings import DEFAULTS, ConfigError, create_settings, load
-from dreamer.zoo import STYLES, Style
+from dreamer.gallery.settings import DEFAULTS, ConfigError, create_settings, load
+from dreamer.style import STYLES, Style
 
 from conftest import REPO
 

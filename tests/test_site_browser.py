@@ -27,7 +27,7 @@ from urllib.request import urlopen
 import pytest
 
 from dreamer.gallery import build
-from dreamer.settings import load
+from dreamer.gallery.settings import load
 
 from conftest import REPO, make_tiny
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dreamer.gallery import build
-from dreamer.settings import load
+from dreamer.gallery.settings import load
 
 from conftest import REPO, make_tiny
 from test_site_browser import LOAD_ALL_IMAGES, _QuietHandler, browser, wait_until  # noqa: F401 (a fixture)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dreamer import objectives
-from dreamer.images import load_image, resize_to_long_side, to_unit_range
+from dreamer.engine import objectives
+from dreamer.media.images import load_image, resize_to_long_side, to_unit_range
 from dreamer.dreaming import RenderOptions, render
-from dreamer.zoo import get_style
+from dreamer.networks import get_style
 
 from conftest import REPO, make_tiny, paint
 
@@ -77,7 +77,7 @@ def test_tiled_and_untiled_agree(tmp_path, painting, distance, photo):
 
 def test_the_paintings_bytes_are_part_of_the_key(tmp_path):
     from dreamer.gallery import build, make_plan
-    from dreamer.settings import load
+    from dreamer.gallery.settings import load
 
     folder = make_tiny(tmp_path, 'size = 48\nstyles = ["art", "vgg16-eyes"]\n[style.art]\nbase = "vgg16-eyes"\n'
                        'style_image = "art/strokes.png"\noctaves = 1\nsteps = 2\nevery = 2\n'

@@ -10,7 +10,7 @@ import skimage.data
 from PIL import Image
 
 from dreamer.cli import main
-from dreamer.images import to_unit_range
+from dreamer.media.images import to_unit_range
 from dreamer.training.data import square
 
 from conftest import paint
@@ -152,9 +152,9 @@ def test_its_styles_are_listed_and_render(trained, data_dir, tmp_path, capsys):
 def test_a_retrained_network_renders_again_and_zoo_keys_stay(tmp_path, monkeypatch):
     """Its own network, in its own data folder, trained twice: the module's `strokes` that other tests read (and
     `load_network` caches by name) is never retrained under them, in whatever order they run."""
-    from dreamer.cache import file_digest, render_key
+    from dreamer.gallery.keys import file_digest, render_key
     from dreamer.training import train
-    from dreamer.zoo import get_style
+    from dreamer.networks import get_style
 
     data = tmp_path / "data"
     monkeypatch.setenv("DREAMER_DATA", str(data))
@@ -222,7 +222,7 @@ def test_names_that_would_clash_are_refused(tmp_path, data_dir, capsys):
 
 
 def test_gallery_toml_takes_its_styles_like_the_zoo_s(trained, tmp_path):
-    from dreamer.settings import load
+    from dreamer.gallery.settings import load
 
     (tmp_path / "gallery.toml").write_text('styles = ["strokes-mid", "mine"]\n'
                                            '[style.mine]\nbase = "strokes-deep"\nsteps = 3\n')

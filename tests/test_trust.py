@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from dreamer.errors import ThemeError
-from dreamer.settings import load
-from dreamer.site import environment, static_sources
+from dreamer.gallery.settings import load
+from dreamer.gallery.site import environment, static_sources
 
 from conftest import REPO, make_tiny
 from test_safety import hashes

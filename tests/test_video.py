@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from dreamer.animate import encode_gif, timeline
-from dreamer.marks import read_mark
-from dreamer.video import MIN_TICK_MS, VideoOptions, encode_video, frame_times, tick_ms
+from dreamer.media.gif import encode_gif, timeline
+from dreamer.media.marks import read_mark
+from dreamer.media.video import MIN_TICK_MS, VideoOptions, encode_video, frame_times, tick_ms
 
 from conftest import REPO
 
@@ -130,8 +130,8 @@ def gif_frames(path) -> list[np.ndarray]:
 
 def test_gallery_videos_show_the_engines_frames_at_the_manifests_times(tmp_path):
     from dreamer.gallery import build
-    from dreamer.settings import load
-    from dreamer.verify import verify
+    from dreamer.gallery.settings import load
+    from dreamer.gallery.verify import verify
 
     from conftest import make_tiny
 

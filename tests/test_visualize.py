@@ -10,12 +10,14 @@ import skimage.data
 from keras import ops
 from PIL import Image, ImageFilter
 
-from dreamer import objectives, parameterization, transforms
+from dreamer.engine import objectives
+from dreamer.engine import parameterization
+from dreamer.engine import transforms
 from dreamer.cli import main
-from dreamer.gradients import parameter_gradient
-from dreamer.images import noise_image
+from dreamer.engine.steppers import parameter_gradient
+from dreamer.media.images import noise_image
 from dreamer.networks import load_network
-from dreamer.visualize import Recipe, recipe_for, stretch, visualize
+from dreamer.engine.visualize import Recipe, recipe_for, stretch, visualize
 
 QUICK = recipe_for(80, every=40)  # the recipe at test size: 224 px, 80 steps instead of 250
 

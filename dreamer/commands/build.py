@@ -38,11 +38,11 @@ def arguments(parser: argparse.ArgumentParser, config: Path) -> argparse.Argumen
 def run(args) -> int:
     """Build (or verify) the site; 0 when every render is there, 1 when one failed, 2 on bad settings."""
     from dreamer.gallery import build
-    from dreamer.gallery.cluster import ClusterLost, check_address
-    from dreamer.lock import holding
-    from dreamer.settings import load
-    from dreamer.site_files import STATE
-    from dreamer.verify import verify
+    from dreamer.gallery.cluster import ClusterLost
+    from dreamer.gallery.files import STATE
+    from dreamer.gallery.lock import holding
+    from dreamer.gallery.settings import check_address, load
+    from dreamer.gallery.verify import verify
 
     try:
         settings = load(args.config)

@@ -4,8 +4,8 @@ It writes only files that are not there yet: where any of them exists, it writes
 
 from pathlib import Path
 
-from dreamer.atomic import write_bytes
 from dreamer.errors import DreamerError
+from dreamer.files.atomic import write_bytes
 
 STARTER = Path(__file__).resolve().parent.parent / "starter"  # package data
 # What a new gallery holds: its path in the gallery -> the starter file it copies.

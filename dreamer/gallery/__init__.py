@@ -2,7 +2,7 @@
 (dreamer.gallery.execute, dreamer.gallery.cluster), write the results into the site (dreamer.gallery.write).
 
 A build holds the output folder's lock, and writes, replaces and deletes only the files its manifest records
-as Dreamer's (dreamer.site_files). Each job ends with a status instead of raising; the manifest is saved after
+as Dreamer's (dreamer.gallery.files). Each job ends with a status instead of raising; the manifest is saved after
 every finished render and the pages every PAGES_EVERY seconds and at the end, so an interrupted build leaves a
 valid site (its pages show what was finished when they were written) and the next one resumes.
 """
@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass, field
 
 from dreamer.gallery.execute import Serial, groups, in_render_order
-from dreamer.gallery.plan import (IMAGE_SUFFIXES, Job, Photo, Plan, check_folder, list_inputs, make_plan, slug,
-                                  video_options)
+from dreamer.gallery.files import STATE
+from dreamer.gallery.lock import holding
+from dreamer.gallery.plan import IMAGE_SUFFIXES, Job, Photo, Plan, check_folder, list_inputs, make_plan
+from dreamer.gallery.settings import Settings, video_options
+from dreamer.gallery.site import slug
 from dreamer.gallery.write import prepare_photo, record
-from dreamer.lock import holding
-from dreamer.settings import Settings
-from dreamer.site_files import STATE
 
 PAGES_EVERY = 2.0  # seconds between page rewrites while renders finish (the manifest is saved after each)
 # Set by the build command's SIGINT handler (commands/build.py): the build stops after the group it is on, even
@@ -73,7 +73,7 @@ def build(settings: Settings, force: bool = False, only=(), dry_run: bool = Fals
 def _build(plan: Plan, out, executor) -> Summary:
     from tqdm import tqdm
 
-    from dreamer import site
+    from dreamer.gallery import site
 
     settings, manifest, files = plan.settings, plan.manifest, plan.files
     output = settings.output

@@ -17,7 +17,6 @@ import contextlib
 import ipaddress
 import math
 import os
-import re
 import secrets
 import socket
 import sys
@@ -26,8 +25,8 @@ from typing import get_type_hints
 
 from dreamer.errors import DreamerError, one_line
 from dreamer.gallery.execute import Rendered
+from dreamer.gallery.settings import check_address
 
-ADDRESS = re.compile(r"^(auto|local(:[1-9][0-9]*)?|ray://\S+|[\w.-]+:[0-9]+)$")
 IN_FLIGHT = 2  # groups queued on one actor: the next is there when one ends
 RETRIES = 3  # times a group is sent again after its worker died
 START_TIMEOUT = 60  # seconds for a replacement worker to start; else the cluster has no room for it
@@ -47,21 +46,14 @@ class ClusterLost(ClusterError):
     """The cluster died or has no worker left mid-build: what died and how many renders are left."""
 
 
-def check_address(address: str) -> str:
-    """`address` if it is one --cluster understands, else ClusterError naming the forms."""
-    if not ADDRESS.match(address):
-        raise ClusterError(f"cluster {address!r}: use auto, local, local:N, ray://HOST:PORT or HOST:PORT")
-    return address
-
-
 def _renderer_class(ray):
     @ray.remote
     class Renderer:
         """A worker process: renders groups of one style (dreamer.gallery.execute.render_group)."""
 
         def describe(self) -> dict:
-            from dreamer.backends import activate, chosen_backend
-            from dreamer.precision import resolve
+            from dreamer.engine.backends import activate, chosen_backend
+            from dreamer.engine.precision import resolve
 
             activate()
             return {"backend": chosen_backend(), "precision": resolve("auto"), "node": _node(ray)}
@@ -217,8 +209,8 @@ class Cluster:
     def _plan_as(backend: str, precision: str) -> list[str]:
         """Plan the build's keys with the workers' backend and precision (this machine may differ: a laptop
         driving GPUs); the note saying so, if they differ."""
-        from dreamer.backends import chosen_backend
-        from dreamer.precision import plan_auto_as, resolve
+        from dreamer.engine.backends import chosen_backend
+        from dreamer.engine.precision import plan_auto_as, resolve
 
         here = (chosen_backend(), resolve("auto"))
         os.environ["KERAS_BACKEND"] = backend  # what chosen_backend() answers from now on: planning imports no Keras
@@ -229,7 +221,7 @@ class Cluster:
 
     def photos_together(self, batch) -> int:
         """Photos of one style sent together: `batch`, or for 'auto' as many as one worker's renderer takes."""
-        from dreamer.batching import CPU_AUTO_BATCH, MAX_AUTO_BATCH
+        from dreamer.engine.batching import CPU_AUTO_BATCH, MAX_AUTO_BATCH
 
         return batch if batch != "auto" else MAX_AUTO_BATCH if self.gpus else CPU_AUTO_BATCH
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dreamer.backends import activate
+from dreamer.engine.backends import activate
 from dreamer.errors import one_line
 
 if TYPE_CHECKING:
     from dreamer.gallery.plan import Job
-    from dreamer.settings import Settings
+    from dreamer.gallery.settings import Settings
 
 
 @dataclass
@@ -42,7 +42,7 @@ def render_group(sources: list, style, options, on_step=None) -> list:
     one-line error of each. `sources`: [(name, data)]: `data` the photo's bytes, or None to read `name` itself
     (a path on this machine, or noise:WxH). Errors name `name`, never the temporary copy."""
     activate()
-    from dreamer import dreaming as engine  # TensorFlow loads here, and only when something renders
+    from dreamer import dreaming  # TensorFlow loads here, and only when something renders
 
     with tempfile.TemporaryDirectory(prefix="dreamer-render-") as tmp:
         inputs, copies = [], {}
@@ -57,7 +57,7 @@ def render_group(sources: list, style, options, on_step=None) -> list:
             copies[str(copy)] = name
         outputs = [(Path(tmp) / f"out{i}.gif", Path(tmp) / f"out{i}.jpg") for i in range(len(sources))]
         try:
-            results = engine.render_many(inputs, style, outputs, options, on_step=on_step)
+            results = dreaming.render_many(inputs, style, outputs, options, on_step=on_step)
         except Exception as exc:  # one render's failure must not stop the gallery
             results = [exc] * len(sources)
         return [_as_bytes(result, copies) for result in results]
@@ -77,11 +77,11 @@ def _as_bytes(result, copies: dict):
 
 def render_options(settings):
     """The engine's RenderOptions for a gallery's settings."""
-    from dreamer import dreaming as engine
-    from dreamer.gallery.plan import video_options
+    from dreamer import dreaming
+    from dreamer.gallery.settings import video_options
 
-    return engine.RenderOptions(size=settings.size, seed=settings.seed, batch=settings.batch,
-                                gif=engine.GifOptions(**settings.gif), video=video_options(settings))
+    return dreaming.RenderOptions(size=settings.size, seed=settings.seed, batch=settings.batch,
+                                  gif=dreaming.GifOptions(**settings.gif), video=video_options(settings))
 
 
 class Serial:
@@ -121,7 +121,7 @@ def photos_together(batch) -> int:
     if batch != "auto":
         return batch
     activate()
-    from dreamer.batching import CPU_AUTO_BATCH, MAX_AUTO_BATCH, free_accelerator_bytes
+    from dreamer.engine.batching import CPU_AUTO_BATCH, MAX_AUTO_BATCH, free_accelerator_bytes
 
     return CPU_AUTO_BATCH if free_accelerator_bytes() is None else MAX_AUTO_BATCH
 

@@ -3,32 +3,21 @@ files to delete. Reads only the inputs' bytes and the site's manifest (never Ten
 A lost, garbled or version-1 manifest is rebuilt here from the files on disk, in memory."""
 
 import hashlib
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dreamer import recover
-from dreamer.cache import file_digest, photo_key, render_key
+from dreamer.files.safety import Inputs, UnsafeWrite
+from dreamer.gallery import recover
+from dreamer.gallery.files import MANIFEST, PHOTOS, RENDERS, STATE, SiteFiles
+from dreamer.gallery.keys import file_digest, photo_key, render_key
+from dreamer.gallery.manifest import Manifest
+from dreamer.gallery.settings import ConfigError, Settings, video_options
+from dreamer.gallery.site import slug
 from dreamer.gallery.write import photo_entry, render_entry
-from dreamer.manifest import Manifest
-from dreamer.marks import read_mark
-from dreamer.safety import Inputs, UnsafeWrite
-from dreamer.settings import ConfigError, Settings
-from dreamer.site_files import MANIFEST, PHOTOS, RENDERS, STATE, SiteFiles
-from dreamer.video import VideoOptions
-from dreamer.zoo import Style
+from dreamer.media.marks import read_mark
+from dreamer.style import Style
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"}
-
-
-def slug(text: str) -> str:
-    """A safe file-name stem for `text`: ASCII words of its stem and a short hash of all of it,
-    e.g. 'b-3f2a1c' for `<b>&"'.png`."""
-    ascii_text = unicodedata.normalize("NFKD", Path(text).stem).encode("ascii", "ignore").decode()
-    words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:40].strip("-")
-    tag = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:6]
-    return f"{words}-{tag}" if words else tag
 
 
 @dataclass
@@ -106,12 +95,6 @@ class Plan:
         return self._index[(photo.name, style.name)]
 
 
-def video_options(settings: Settings) -> VideoOptions:
-    """The videos every render writes: the small rendition only where it is smaller than the gallery's size."""
-    small = settings.video["small"]
-    return VideoOptions(tuple(settings.video["formats"]), small if small < settings.size else 0)
-
-
 def list_inputs(folder: Path) -> list[Path]:
     """The image files in `folder` (not hidden, by extension), sorted by name, relative to the
     working directory where they are under it (error messages name them so)."""
@@ -147,7 +130,7 @@ def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
                           f"{', '.join(s.name for s in settings.styles)}; inputs: "
                           f"{', '.join(p.name for p in photos) or 'none'}")
 
-    from dreamer import site
+    from dreamer.gallery import site
 
     files = SiteFiles(output, manifest, Inputs(_read_files(settings, photos)), site.static_sources(settings))
     options = settings.render_options()
@@ -182,7 +165,7 @@ def _read_files(settings: Settings, photos: list[Photo]) -> list[Path]:
 
 def _wanted(settings: Settings, photos: list[Photo], jobs: list[Job]) -> list[str]:
     """Every file the site needs (relative to it), the manifest aside."""
-    from dreamer import site
+    from dreamer.gallery import site
 
     renders = [name for job in jobs if job.key for name in job.files(settings)]
     return [*renders, *(p.file for p in photos if p.key), *site.site_names(settings, [p.name for p in photos])]

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dreamer import ENGINE_VERSION
-from dreamer.cache import style_definition
+from dreamer.engine import ENGINE_VERSION
 from dreamer.errors import DreamerError, one_line
-from dreamer.settings import Settings
-from dreamer.site_files import SiteFiles
-from dreamer.video import frame_times
+from dreamer.gallery.files import SiteFiles
+from dreamer.gallery.keys import style_definition
+from dreamer.gallery.settings import Settings
+from dreamer.media.video import frame_times
 
 if TYPE_CHECKING:
     from dreamer.gallery.execute import Rendered
@@ -32,8 +32,8 @@ def prepare_photo(photo: Photo, settings: Settings, files: SiteFiles) -> None:
     an unusable photo gets `photo.error` (one line naming the file)."""
     if photo.error or (photo.key in files.manifest.photos and files.intact(photo.file)):
         return
-    from dreamer.animate import save_still
-    from dreamer.images import input_image
+    from dreamer.media.gif import save_still
+    from dreamer.media.images import input_image
 
     try:
         image = input_image(photo.path, settings.size, settings.seed)
@@ -74,7 +74,7 @@ def render_entry(job: Job, settings: Settings, *, frames, gif_frames, width, hei
 
 def _frame_times(frames: int, gif: dict) -> list[list[float]]:
     """[start, end] in seconds of each of `frames` frames' first showing in a video with the GIF's timings."""
-    from dreamer.animate import timeline
+    from dreamer.media.gif import timeline
 
     durations = [ms for _, ms in timeline(frames, gif["frame_ms"], gif["hold_first_ms"], gif["hold_last_ms"],
                                           gif["pingpong"])]

@@ -5,66 +5,14 @@ preprocessing inside, so step sizes and clipping mean the same for every network
 """
 
 import functools
-from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
 
 from dreamer.errors import StyleError, closest
+from dreamer.networks.registry import NETWORKS, KerasNetwork, Network, check_layers, register
+from dreamer.style import STYLES, Style
 
-
-@dataclass(frozen=True)
-class Network:
-    """A registry entry: how to build one network and where its weights come from."""
-
-    name: str
-    summary: str
-    weights: str
-    build: Callable[[], "keras.Model"]  # noqa: F821 - a flat functional model, input in [-1, 1]
-    classes: Callable[[], list[str]] | None = None  # the names of its `logits` layer, if it has a head
-    trained: bool = False  # fine-tuned by `dreamer train` (networks/trained.py), not built in
-
-
-class KerasNetwork:
-    """A loaded Keras model whose named layers can be dreamed on."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def layer_names(self) -> list[str]:
-        """Every layer name except the input."""
-        return [layer.name for layer in self.model.layers if layer.__class__.__name__ != "InputLayer"]
-
-    def layer_shapes(self) -> list[tuple[str, tuple]]:
-        """(name, output shape) of every layer except the input."""
-        return [(layer.name, tuple(layer.output.shape)) for layer in self.model.layers
-                if layer.__class__.__name__ != "InputLayer"]
-
-    def extractor(self, layers):
-        """A callable mapping images to {layer name: activations} for `layers`: through the model with its batch
-        norms folded into their convolutions (`folding`), unless a layer wanted is one of those convolutions."""
-        import keras
-
-        check_layers(self.layer_names(), layers)
-        if self._folded is not None and all(name in self._folded[1] for name in layers):
-            image, outputs = self._folded
-            return keras.Model(image, {name: outputs[name] for name in layers})
-        return keras.Model(self.model.input, {name: self.model.get_layer(name).output for name in layers})
-
-    @functools.cached_property
-    def _folded(self):
-        from dreamer.networks.folding import fold
-
-        return fold(self.model)
-
-
-def check_layers(known: list[str], wanted) -> None:
-    """Raise a one-line StyleError naming an unknown layer and the closest known ones."""
-    for name in wanted:
-        if name not in known:
-            hint = closest(name, known, "`dreamer layers NETWORK` lists them")
-            raise StyleError(f"layer {name!r} is not in this network{hint}")
-
-
-NETWORKS: dict[str, Network] = {}
+__all__ = ["NETWORKS", "KerasNetwork", "Network", "all_styles", "builtin_names", "check_layers", "class_names",
+           "fetch_weights", "get_style", "load_network", "network", "register"]
 
 
 def class_names(name: str) -> list[str]:
@@ -77,23 +25,57 @@ def class_names(name: str) -> list[str]:
     return network.classes()
 
 
-def register(network: Network) -> Network:
-    """Add a network to the registry."""
-    NETWORKS[network.name] = network
-    return network
-
-
 def _register_builtin():
     from dreamer.networks import efficientnet_lite, hed, inceptionv3, mobilenetv2, trained, vgg16  # noqa: F401 - they register themselves
 
-    trained.register_all()  # and the networks `dreamer train` saved
+    trained.register_all(NETWORKS)  # and the networks `dreamer train` saved
+
+
+def network(name: str) -> Network:
+    """The registered network called `name` (built in or trained), or a one-line StyleError."""
+    _register_builtin()
+    if name not in NETWORKS:
+        raise StyleError(f"unknown network {name!r}{closest(name, NETWORKS, '`dreamer styles` lists them')}")
+    return NETWORKS[name]
+
+
+def builtin_names() -> list[str]:
+    """The names of the networks Dreamer ships."""
+    _register_builtin()
+    return sorted(name for name, net in NETWORKS.items() if not net.trained)
+
+
+def all_styles() -> dict[str, Style]:
+    """The zoo's styles and those of the networks `dreamer train` saved (NAME-mid, NAME-deep, NAME-class)."""
+    from dreamer.networks import trained
+
+    return {**STYLES, **{s.name: s for s in trained.styles() if s.name not in STYLES}}
+
+
+def get_style(name: str) -> Style:
+    """The style called `name` (the zoo's or a trained network's), or a one-line StyleError with the closest."""
+    styles = STYLES if name in STYLES else all_styles()
+    try:
+        return styles[name]
+    except KeyError:
+        raise StyleError(f"unknown style {name!r}{closest(name, styles, '`dreamer styles` lists them')}") from None
+
+
+def fetch_weights(archive: str) -> Path:
+    """Download, check and unpack `archive` (unless already fetched: dreamer.networks.fetch), then build its
+    network once so that the converted Keras weights are cached. Returns the fetched folder."""
+    from dreamer.networks.fetch import ARCHIVES, download
+
+    target = download(archive)
+    network(ARCHIVES[archive].network).build()
+    return target
 
 
 @functools.lru_cache(maxsize=4)
 def load_network(name: str, precision: str = "float32"):
     """Build a network by registry name (or external source, see `external`) in `precision`."""
+    from dreamer.engine.precision import dtype_policy
     from dreamer.networks import external
-    from dreamer.precision import dtype_policy
 
     _register_builtin()
     with dtype_policy(precision):

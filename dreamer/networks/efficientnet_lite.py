@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dreamer.atomic import atomic_path
 from dreamer.errors import WeightsError
-from dreamer.networks import Network, register
+from dreamer.files.atomic import atomic_path
+from dreamer.files.paths import cache_dir
+from dreamer.networks.registry import Network, register
 from dreamer.networks.torch_pickle import read_torch_legacy
-from dreamer.paths import cache_dir
 
 STRIDES = (1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1)
 BN_EPSILON = 1e-3

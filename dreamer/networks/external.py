@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from dreamer.errors import StyleError, WeightsError
-from dreamer.networks import KerasNetwork, check_layers
+from dreamer.networks.registry import KerasNetwork, check_layers
 
 _PREFIXES = ("keras:", "hub:", "savedmodel:")
 

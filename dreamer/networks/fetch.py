@@ -11,7 +11,6 @@ weights into Keras weights in the cache on their first build, which `fetch` trig
 
 import base64
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -29,9 +28,9 @@ from typing import Callable
 
 from filelock import FileLock
 
-from dreamer.atomic import atomic_path
 from dreamer.errors import WeightsError
-from dreamer.paths import cache_dir
+from dreamer.files.atomic import atomic_path
+from dreamer.files.paths import cache_dir
 
 TIMEOUT_S = 60  # a registry that sends nothing for this long has failed
 DEADLINE_S = 900  # a download that takes longer than this has failed
@@ -174,17 +173,6 @@ def _read_members(path: Path, names) -> dict[str, bytes]:
     with tarfile.open(path) as archive:  # one pass through the gzip stream
         found = {member.name: archive.extractfile(member).read() for member in archive if member.name in names}
     return {name: found[name] for name in names}
-
-
-def fetch(name: str) -> Path:
-    """Download, check and unpack archive `name` (unless already fetched), then build its network once so
-    that the converted Keras weights are cached. Returns the fetched folder."""
-    from dreamer.networks import NETWORKS
-
-    target = download(name)
-    importlib.import_module(f"dreamer.networks.{ARCHIVES[name].network}")  # registers the network
-    NETWORKS[ARCHIVES[name].network].build()
-    return target
 
 
 def download(name: str) -> Path:

@@ -1,7 +1,7 @@
 """HED, the holistically-nested edge detector, whole: its fused edge map can be dreamed on."""
 
-from dreamer.networks import Network, register
 from dreamer.networks.hed_weights import VGG_BLOCKS, caffe_input, read_hed_weights
+from dreamer.networks.registry import Network, register
 
 
 def _upsample_like_layer():

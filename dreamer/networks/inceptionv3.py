@@ -13,8 +13,8 @@ import re
 import numpy as np
 
 from dreamer.errors import WeightsError
-from dreamer.networks import Network, register
 from dreamer.networks.fetch import NSFWJS_SHARDS, converted_model, fetched_path
+from dreamer.networks.registry import Network, register
 
 FETCH = "nsfwjs"
 CACHE_NAME = "inceptionv3-nsfwjs.weights.h5"

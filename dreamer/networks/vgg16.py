@@ -1,7 +1,7 @@
 """VGG16 with the ImageNet-derived conv weights of HED's trunk."""
 
-from dreamer.networks import Network, register
 from dreamer.networks.hed_weights import caffe_input, read_hed_weights
+from dreamer.networks.registry import Network, register
 
 
 def build_vgg16():

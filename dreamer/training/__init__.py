@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dreamer import ENGINE_VERSION
-from dreamer.atomic import atomic_path, write_text
+from dreamer.engine import ENGINE_VERSION
 from dreamer.errors import DreamerError
+from dreamer.files.atomic import atomic_path, write_text
 from dreamer.training import data
 
 SIDE = 224
@@ -34,14 +34,14 @@ class Trained:
 def train(name: str, art, photos=None, base: str = "effnet-lite0", epochs: int = 10, side: int = SIDE,
           seed: int = 0, warn=print, progress: bool = True) -> Trained:
     """Train network `name` on the images under `art` (and `photos`) and save it."""
-    from dreamer.networks import trained
-    from dreamer.zoo import STYLES
+    from dreamer.networks import builtin_names, trained
+    from dreamer.style import STYLES
 
     if base not in trained.BASES:
         raise DreamerError(f"--network {base}: train one of {', '.join(trained.BASES)}")
     if not 1 <= epochs <= 1000:
         raise DreamerError(f"--epochs {epochs}: use a whole number from 1 to 1000")
-    trained.check_name(name, STYLES)
+    trained.check_name(name, STYLES, builtin_names())
     classes = data.class_files(Path(art), Path(photos) if photos else None, warn)
     images = data.read(classes, round(side * 8 / 7), warn)
     learn, held = images.split(seed)
@@ -73,12 +73,12 @@ def _fit(base, learn, held, side, epochs, seed, progress):
     import numpy as np
     from keras import layers
 
-    from dreamer.networks import trained
-    from dreamer.precision import dtype_policy
+    from dreamer.engine.precision import dtype_policy
+    from dreamer.networks import network, trained
 
     keras.utils.set_random_seed(seed)
     with dtype_policy("float32"):
-        classifier = trained.build_classifier(base, len(learn.classes))
+        classifier = trained.build_classifier(network(base).build(), base, len(learn.classes))
         _freeze(classifier, trained.BASES[base].train_from)
         model = keras.Sequential([
             keras.Input(learn.pixels.shape[1:]),
@@ -115,7 +115,7 @@ def _freeze(model, train_from: str) -> None:
 def _save(classifier, description: dict) -> dict:
     """Write the weights, then the description (its sha256 of them) into the network's folder, each atomically:
     a folder without a description is not a network, so an interrupted save leaves none half made."""
-    from dreamer.cache import file_digest
+    from dreamer.gallery.keys import file_digest
     from dreamer.networks import trained
 
     folder = trained.networks_dir() / description["name"]

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from dreamer.errors import DreamerError, InputError
-from dreamer.images import load_image
+from dreamer.media.images import load_image
 
 MIN_PER_CLASS = 2
 HELD_OUT = 0.2

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from dreamer.atomic import write_text
 from dreamer.errors import DreamerError
+from dreamer.files.atomic import write_text
 
 
 class Busy(DreamerError):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputError
+from dreamer.errors import InputError
 
 DEFAULT_MAX_PIXELS = 50_000_000
 MAX_ASPECT_RATIO = 50

@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 
 from dreamer.errors import StyleError, closest
 
-
 # A style image's defaults. The style term (objectives.style_image, a relative Gram distance) pulls VGG16's pixels
 # 3-12 times more weakly than a zoo style's mean activation does, and every step is normalised to one size:
 # at a weight of 1 the painting got a small part of each step, and in 60 steps of 0.02 even all of each step
@@ -137,19 +136,3 @@ STYLES: dict[str, Style] = {s.name: s for s in [
     Style("inceptionv3-swirls", "inceptionv3", {"mixed2": 1.0}, step_size=0.04,
           description="InceptionV3 mixed2: swirling brush strokes with small eyes"),
 ]}
-
-
-def all_styles() -> dict[str, Style]:
-    """The zoo's styles and those of the networks `dreamer train` saved (NAME-mid, NAME-deep, NAME-class)."""
-    from dreamer.networks import trained
-
-    return {**STYLES, **{s.name: s for s in trained.styles() if s.name not in STYLES}}
-
-
-def get_style(name: str) -> Style:
-    """The style called `name` (the zoo's or a trained network's), or a one-line StyleError with the closest."""
-    styles = STYLES if name in STYLES else all_styles()
-    try:
-        return styles[name]
-    except KeyError:
-        raise StyleError(f"unknown style {name!r}{closest(name, styles, '`dreamer styles` lists them')}") from None

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 from keras import ops
 
-from dreamer.gradients import fused
-from dreamer.images import to_unit_range
-from dreamer.objectives import evaluate
-
-MIN_OCTAVE_SIDE = 32  # smaller octaves than this would shrink the deepest layers to nothing
+from dreamer.engine.objectives import evaluate
+from dreamer.engine.octaves import octave_shapes
+from dreamer.engine.steppers import fused
+from dreamer.media.images import to_unit_range
 
 
 @dataclass(frozen=True)
@@ -37,15 +36,6 @@ class Schedule:
     def frame_count(self) -> int:
         """The original, a frame every `every` steps, and the finished dream."""
         return math.ceil(self.total_steps / self.every) + 1
-
-
-def octave_shapes(height: int, width: int, octaves: int, scale: float) -> list[tuple[int, int]]:
-    """Image shapes from the smallest octave to the full size (the short side kept >= MIN_OCTAVE_SIDE)."""
-    shapes = []
-    for i in range(octaves):
-        factor = max(scale ** -(octaves - 1 - i), min(1.0, MIN_OCTAVE_SIDE / min(height, width)))
-        shapes.append((max(1, round(height * factor)), max(1, round(width * factor))))
-    return shapes
 
 
 def _resize(image, shape):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from keras import ops
 
-from dreamer import objectives, parameterization, transforms
-from dreamer.gradients import parameter_gradient
-from dreamer.images import noise_image
+from dreamer.engine import objectives, parameterization, transforms
+from dreamer.engine.steppers import parameter_gradient
+from dreamer.media.images import noise_image
 
 
 @dataclass(frozen=True)

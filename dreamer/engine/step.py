@@ -2,8 +2,8 @@
 
 from keras import ops
 
-from dreamer.lapnorm import laplacian_normalize
-from dreamer.tiles import rolled_gradient
+from dreamer.engine.lapnorm import laplacian_normalize
+from dreamer.engine.tiles import rolled_gradient
 
 
 def ascent_step(gradient, images, shifts, step_size: float, tile_size: int, batch: int = 1, lapnorm: bool = False):

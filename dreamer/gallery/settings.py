@@ -9,17 +9,20 @@ that names the file and the key.
 
 import copy
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from dreamer import objectives
-from dreamer.batching import check_batch
+import tomllib
+
+from dreamer.engine import objectives
+from dreamer.engine.batching import check_batch
+from dreamer.engine.precision import PRECISIONS
 from dreamer.errors import DreamerError, InputError, StyleError, closest
-from dreamer.images import noise_shape
-from dreamer.precision import PRECISIONS
-from dreamer.safety import output_problem
-from dreamer.zoo import STYLES, Style, get_style
+from dreamer.files.safety import output_problem
+from dreamer.media.images import noise_shape
+from dreamer.media.video import VideoOptions
+from dreamer.networks import get_style
+from dreamer.style import STYLES, Style
 
 DEFAULTS = {
     "title": "Dreamer gallery",
@@ -55,6 +58,11 @@ DEFAULTS = {
 PALETTES = ("auto", "shared", "per-frame")
 MIN_SIZE, MAX_SIZE = 32, 4096
 MAX_SEED = 2**32 - 1  # numpy's seeds
+
+
+# Where --cluster (or gallery.toml's cluster) renders.
+CLUSTER_ADDRESS = re.compile(r"^(auto|local(:[1-9][0-9]*)?|ray://\S+|[\w.-]+:[0-9]+)$")
+CLUSTER_FORMS = "use auto, local, local:N, ray://HOST:PORT or HOST:PORT"
 
 
 class ConfigError(DreamerError):
@@ -181,8 +189,8 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
 
 
 def _video(video, fail) -> dict:
-    """The [video] table checked: formats from dreamer.video.FORMATS, each once; small 0 or a size in pixels."""
-    from dreamer.video import FORMATS
+    """The [video] table checked: formats from dreamer.media.video.FORMATS, each once; small 0 or a size in pixels."""
+    from dreamer.media.video import FORMATS
 
     if not isinstance(video, dict):
         fail("video", "must be a table of video options")
@@ -196,13 +204,17 @@ def _video(video, fail) -> dict:
     return {"formats": list(formats), "small": small}
 
 
-def _cluster(address: str, fail) -> str:
-    from dreamer.gallery.cluster import ClusterError, check_address
+def check_address(address: str) -> str:
+    """`address` if it is one --cluster understands, else ConfigError naming the forms."""
+    if not CLUSTER_ADDRESS.match(address):
+        raise ConfigError(f"cluster {address!r}: {CLUSTER_FORMS}")
+    return address
 
-    try:
-        return check_address(address) if address else ""
-    except ClusterError as exc:
-        fail("cluster", f"{address!r}: {str(exc).split(': ', 1)[1]}")
+
+def _cluster(address: str, fail) -> str:
+    if address and not CLUSTER_ADDRESS.match(address):
+        fail("cluster", f"{address!r}: {CLUSTER_FORMS}")
+    return address
 
 
 def _site_url(url: str, fail) -> str:
@@ -305,3 +317,9 @@ def gallery_inputs(path="gallery.toml") -> Path:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         data = {}
     return path.parent / str(data.get("inputs", DEFAULTS["inputs"]))
+
+
+def video_options(settings: Settings) -> VideoOptions:
+    """The videos every render writes: the small rendition only where it is smaller than the gallery's size."""
+    small = settings.video["small"]
+    return VideoOptions(tuple(settings.video["formats"]), small if small < settings.size else 0)

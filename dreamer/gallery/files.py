@@ -14,12 +14,12 @@ import json
 import os
 from pathlib import Path
 
-from dreamer.atomic import temp_target, write_bytes
-from dreamer.cache import file_digest
-from dreamer.integrity import StatCache
-from dreamer.manifest import MANIFEST, PHOTOS, RENDERS, STATE, STATIC, Manifest, checked_files, keyed
-from dreamer.marks import read_mark
-from dreamer.safety import Inputs, UnsafeWrite, check_not_input
+from dreamer.files.atomic import temp_target, write_bytes
+from dreamer.files.safety import Inputs, UnsafeWrite, check_not_input
+from dreamer.gallery.integrity import StatCache
+from dreamer.gallery.keys import file_digest
+from dreamer.gallery.manifest import MANIFEST, PHOTOS, RENDERS, STATE, STATIC, Manifest, checked_files, keyed
+from dreamer.media.marks import read_mark
 
 __all__ = ["MANIFEST", "PHOTOS", "RENDERS", "STATE", "SiteFiles"]
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from dreamer.errors import DreamerError
-from dreamer.marks import read_mark
+from dreamer.media.marks import read_mark
 
 
 class UnsafeWrite(DreamerError):

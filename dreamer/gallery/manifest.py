@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from dreamer import ENGINE_VERSION
-from dreamer.atomic import write_text
-from dreamer.cache import KEY_CHARS
+from dreamer.engine import ENGINE_VERSION
+from dreamer.files.atomic import write_text
+from dreamer.gallery.keys import KEY_CHARS
 
 RENDERS, PHOTOS, STATIC, MANIFEST = "renders", "photos", "static", "manifest.json"
 STATE = ".dreamer"  # the build lock, its holder and the stat cache: local, never published

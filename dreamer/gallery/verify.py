@@ -2,9 +2,9 @@
 
 import os
 
-from dreamer.cache import file_digest
-from dreamer.integrity import check_gif, check_video
-from dreamer.manifest import MANIFEST, Manifest
+from dreamer.gallery.integrity import check_gif, check_video
+from dreamer.gallery.keys import file_digest
+from dreamer.gallery.manifest import MANIFEST, Manifest
 
 
 def verify(output, out) -> int:

@@ -18,11 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dreamer.engine import MIN_OCTAVE_SIDE
-from dreamer.lapnorm import laplacian_normalize
-from dreamer.paths import cache_dir
-from dreamer.objectives import INPUT
-from dreamer.tiles import tile_groups, tiled_gradient
+from dreamer.engine.lapnorm import laplacian_normalize
+from dreamer.engine.objectives import INPUT
+from dreamer.engine.octaves import MIN_OCTAVE_SIDE
+from dreamer.engine.tiles import tile_groups, tiled_gradient
+from dreamer.files.paths import cache_dir
 
 BUCKET = 64
 KEEP_SLOTS = 4  # kept images are allocated in blocks of this many: calls keeping 1-4 share a program

@@ -4,24 +4,34 @@ All pages sit flat in the output folder and link relatively (`index.html`, `rend
 so the same files work from file:// and from a GitHub Pages project subpath.
 """
 
+import hashlib
 import re
+import unicodedata
 from pathlib import Path
 from urllib.parse import quote
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
+from dreamer.engine.precision import resolve
 from dreamer.errors import ThemeError
-from dreamer.manifest import VIDEO_NAMES
-from dreamer.precision import resolve
+from dreamer.gallery.manifest import VIDEO_NAMES
+from dreamer.gallery.settings import video_options
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # package data: an installed Dreamer builds sites
 
 
+def slug(text: str) -> str:
+    """A safe file-name stem for `text`: ASCII words of its stem and a short hash of all of it,
+    e.g. 'b-3f2a1c' for `<b>&"'.png`."""
+    ascii_text = unicodedata.normalize("NFKD", Path(text).stem).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:40].strip("-")
+    tag = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:6]
+    return f"{words}-{tag}" if words else tag
+
+
 def page_name(kind: str, name: str) -> str:
     """The file of a photo's or a style's page: `photo-chelsea-1a2b3c.html`."""
-    from dreamer.gallery import slug
-
     return f"{kind}-{slug(name)}.html"
 
 
@@ -102,8 +112,6 @@ def style_info(style) -> list[tuple[str, str]]:
 
 
 def _context(plan) -> dict:
-    from dreamer.gallery import video_options
-
     settings, manifest, output = plan.settings, plan.manifest, plan.settings.output
     columns = [{"name": s.name, "page": page_name("style", s.name), "description": s.description,
                 "network": s.network, "info": style_info(s), "octaves": s.octaves, "octave_steps": s.steps}

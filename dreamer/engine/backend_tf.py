@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
-from dreamer.objectives import evaluate
-from dreamer.step import ascent_step
+from dreamer.engine.objectives import evaluate
+from dreamer.engine.step import ascent_step
 
 
 class Stepper:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from dreamer.errors import StyleError, closest
-from dreamer.images import to_unit_range
+from dreamer.media.images import to_unit_range
 
 INPUT = "input"  # the key of the network's input images (B, H, W, 3) in [-1, 1] among the activations
 

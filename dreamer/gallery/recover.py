@@ -5,9 +5,9 @@ complete, decodable render that the build needs is recognised and nothing that i
 Only files at names the build writes are claimed, and only when they prove they are Dreamer's.
 """
 
-from dreamer.integrity import decode_gif
-from dreamer.marks import read_mark
-from dreamer.site_files import SiteFiles
+from dreamer.gallery.files import SiteFiles
+from dreamer.media.gif import decode_gif
+from dreamer.media.marks import read_mark
 
 
 def adopt_marked(files: SiteFiles, wanted) -> None:

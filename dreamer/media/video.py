@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dreamer.atomic import atomic_path
-from dreamer.marks import gif_comment
+from dreamer.files.atomic import atomic_path
+from dreamer.media.marks import gif_comment
 
 MIN_TICK_MS = 20  # 50 frames a second at most
 SMALL_CRF_STEP = 4  # a smaller rendition is seen smaller: a coarser quantiser (crf) for it

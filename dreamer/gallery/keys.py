@@ -1,4 +1,4 @@
-"""Content-addressed renders: keys from what makes a picture (the manifest of what was made: dreamer.manifest).
+"""Content-addressed renders: keys from what makes a picture (the manifest of what was made: dreamer.gallery.manifest).
 
 A render's key hashes the input's bytes, the style's definition (precision resolved), the engine
 version, the Keras backend and the render options; a photo's key hashes its bytes and the size.
@@ -9,10 +9,10 @@ no longer referenced. Nothing here imports Keras or TensorFlow.
 import hashlib
 import json
 
-from dreamer import ENGINE_VERSION
-from dreamer.backends import chosen_backend
+from dreamer.engine import ENGINE_VERSION
+from dreamer.engine.backends import chosen_backend
+from dreamer.engine.precision import resolve
 from dreamer.networks.trained import weights_digest
-from dreamer.precision import resolve
 
 KEY_CHARS = 16  # 64 bits of sha256: plenty for a gallery, short in file names
 # Style fields that name or describe a style without changing its pictures.

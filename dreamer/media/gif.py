@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dreamer.atomic import atomic_path
-from dreamer.marks import gif_comment, still_exif
+from dreamer.files.atomic import atomic_path
+from dreamer.media.marks import gif_comment, still_exif
 
 # What palette="auto" means. Measured with bench/bench_gif.py (30 frames of 512 px fading
 # skimage's astronaut into a strongly recoloured, rippled version of it, no dithering):
@@ -186,8 +186,6 @@ def _run_gifsicle(command: list[str]) -> str | None:
 
 def _wrong_gif(path: Path, shape: tuple[int, int, int], comment: str) -> str | None:
     """What is wrong with gifsicle's result at `path`: None if it decodes as `shape` with `comment`."""
-    from dreamer.integrity import decode_gif
-
     try:
         found = decode_gif(path)
         with Image.open(path) as image:
@@ -199,3 +197,15 @@ def _wrong_gif(path: Path, shape: tuple[int, int, int], comment: str) -> str | N
     if kept != comment:
         return "its result lost the GIF's comment (Dreamer's mark)"
     return None
+
+
+def decode_gif(path) -> tuple[int, int, int]:
+    """(frames, width, height) of a GIF, every frame decoded; raises (ValueError, or what Pillow raises) unless
+    it is a whole GIF."""
+    with Image.open(path) as gif:
+        if gif.format != "GIF":
+            raise ValueError(f"is {gif.format}, not a GIF")
+        for i in range(gif.n_frames):  # a torn or garbled file fails here
+            gif.seek(i)
+            gif.load()
+        return gif.n_frames, *gif.size

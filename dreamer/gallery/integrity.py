@@ -9,8 +9,9 @@ import json
 import os
 from pathlib import Path
 
-from dreamer.atomic import write_text
-from dreamer.cache import file_digest
+from dreamer.files.atomic import write_text
+from dreamer.gallery.keys import file_digest
+from dreamer.media.gif import decode_gif
 
 
 def record(path) -> dict:
@@ -57,20 +58,6 @@ class StatCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_text(self.path, json.dumps(self._seen, sort_keys=True))
             self._saved = dict(self._seen)
-
-
-def decode_gif(path) -> tuple[int, int, int]:
-    """(frames, width, height) of a GIF, every frame decoded; raises (ValueError, or what Pillow raises) unless
-    it is a whole GIF."""
-    from PIL import Image
-
-    with Image.open(path) as gif:
-        if gif.format != "GIF":
-            raise ValueError(f"is {gif.format}, not a GIF")
-        for i in range(gif.n_frames):  # a torn or garbled file fails here
-            gif.seek(i)
-            gif.load()
-        return gif.n_frames, *gif.size
 
 
 def check_gif(path, frames: int, width: int, height: int) -> str | None:

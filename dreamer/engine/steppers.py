@@ -11,11 +11,11 @@ def _backend():
     """The module holding the backend-specific gradient code: backend_tf or backend_jax."""
     name = keras.backend.backend()
     if name == "tensorflow":
-        from dreamer import backend_tf
+        from dreamer.engine import backend_tf
 
         return backend_tf
     if name == "jax":
-        from dreamer import backend_jax
+        from dreamer.engine import backend_jax
 
         return backend_jax
     raise DreamerError(f"the {name} Keras backend is not supported; set KERAS_BACKEND to tensorflow or jax")
