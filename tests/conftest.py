@@ -1,6 +1,8 @@
-"""Fixtures for the gallery tests: a tiny gallery (two photos, two fast VGG16 styles, 64 px) and a
-checker that a built site is whole (every page's links and images resolve, nothing absolute)."""
+"""Fixtures for the gallery tests: a tiny gallery (two photos, two fast VGG16 styles, 64 px), a checker that a
+built site is whole (every page's links and images resolve, nothing absolute), and `hashes`, every file's sha256
+under a folder (what a command must not change)."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -122,3 +124,17 @@ def freeze(proc):
 
 def thaw(proc):
     os.kill(proc.pid, signal.SIGCONT)
+
+
+def hashes(folder: Path, skip=()) -> dict:
+    """{relative path: sha256} of every file (and link) under `folder`, leaving out the names in `skip`."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if any(name == s or name.startswith(s + "/") for s in skip):
+            continue
+        if path.is_symlink():
+            found[name] = "-> " + os.readlink(path)
+        elif path.is_file():
+            found[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found

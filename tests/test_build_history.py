@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import REPO, check_site, make_tiny
+from conftest import REPO, check_site, hashes, make_tiny
 from test_gallery import build_py
-from test_safety import hashes
 
 FAST = """\
 size = 32

@@ -4,7 +4,6 @@ before and after."""
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 
 from dreamer.gallery.site import TEMPLATES
 
-from conftest import REPO, check_site, make_tiny
+from conftest import REPO, check_site, hashes, make_tiny
 
 ONE = """\
 title = "Hostile"
@@ -32,20 +31,6 @@ def run_build(folder: Path, *args) -> subprocess.CompletedProcess:
     """build.py in a process of its own, on `folder`'s gallery.toml."""
     return subprocess.run([sys.executable, str(REPO / "build.py"), "--config", str(folder / "gallery.toml"), *args],
                           capture_output=True, text=True, timeout=600)
-
-
-def tree_hashes(root: Path, skip=()) -> dict:
-    """{path relative to root: sha256 (or the link's target)} of every file and link under root, but `skip`."""
-    found = {}
-    for path in sorted(root.rglob("*")):
-        name = path.relative_to(root).as_posix()
-        if name in skip or any(name.startswith(s + "/") for s in skip):
-            continue
-        if path.is_symlink():
-            found[name] = "-> " + os.readlink(path)
-        elif path.is_file():
-            found[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
 
 
 def sha(path: Path) -> str:
@@ -79,7 +64,7 @@ def world(clean, tmp_path):
 def users(home: Path, folder: Path, ours) -> dict:
     """Every file under `home` that is not Dreamer's own (its recorded files, the manifest, the state folder)."""
     site = (folder / "site").relative_to(home).as_posix()
-    return tree_hashes(home, skip={f"{site}/{name}" for name in ours} | {f"{site}/manifest.json", f"{site}/.dreamer"})
+    return hashes(home, skip={f"{site}/{name}" for name in ours} | {f"{site}/manifest.json", f"{site}/.dreamer"})
 
 
 def edit_manifest(folder: Path, change) -> dict:
@@ -138,13 +123,13 @@ def test_a_folder_of_the_site_linked_out_of_it_stops_the_build(world):
     holiday = home / "Pictures" / "holiday.css"
     edit_manifest(folder, lambda m: m["files"].update(
         {"static/holiday.css": {"bytes": holiday.stat().st_size, "sha256": sha(holiday)}}))
-    before = tree_hashes(home, skip={"projects/gallery/site/.dreamer"})
+    before = hashes(home, skip={"projects/gallery/site/.dreamer"})
     result = run_build(folder)
     assert result.returncode == 2
     error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(error) == 1 and f"{site / 'static'} leads out of {site} (a link)" in error[0], result.stderr
     assert "Traceback" not in result.stderr
-    assert tree_hashes(home, skip={"projects/gallery/site/.dreamer"}) == before
+    assert hashes(home, skip={"projects/gallery/site/.dreamer"}) == before
 
 
 def test_a_changed_page_is_left_in_place_and_a_changed_stale_file_is_not_deleted(world):

@@ -2,7 +2,6 @@
 with real weights and real files: what a render or a build never writes, the committed site current and intact,
 Ray left alone without --cluster, every photo format, training VGG16 and MobileNetV2, and tiles without seams."""
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -19,7 +18,7 @@ from PIL import Image
 
 from dreamer.cli import main as dreamer
 
-from conftest import REPO, check_site, paint
+from conftest import REPO, check_site, hashes, paint
 
 TINY = ["--style", "vgg16-textures", "--size", "48", "--octaves", "1", "--steps", "1", "--every", "1"]
 # A gallery of one style that dreams toward a painting (VGG16's textures, 1 step), at 48 px.
@@ -36,20 +35,6 @@ every = 1
 """
 # The same photo in every format a gallery takes (and an upper-case suffix), each its own bytes.
 FORMATS = {"PHOTO.JPG": "JPEG", "chelsea.bmp": "BMP", "chelsea.tiff": "TIFF", "chelsea.webp": "WEBP"}
-
-
-def hashes(folder: Path, skip=()) -> dict:
-    """{relative path: sha256 (or '-> target' for a link)} of everything under `folder`, but the names in `skip`."""
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        name = path.relative_to(folder).as_posix()
-        if any(name == s or name.startswith(s + "/") for s in skip):
-            continue
-        if path.is_symlink():
-            found[name] = "-> " + os.readlink(path)
-        elif path.is_file():
-            found[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
 
 
 def run_build(config: Path, *args, env=None, python=()) -> subprocess.CompletedProcess:

@@ -18,24 +18,10 @@ from dreamer.cli import main as dreamer
 from dreamer.media.marks import read_mark
 from dreamer.gallery.site import page_name
 
-from conftest import REPO, TINY_TOML, check_site, freeze, make_tiny, thaw, wait_for
+from conftest import REPO, TINY_TOML, check_site, freeze, hashes, make_tiny, thaw, wait_for
 from test_gallery import build_py
 
 TINY = ["--style", "vgg16-textures", "--size", "48", "--octaves", "1", "--steps", "1", "--every", "1"]
-
-
-def hashes(folder: Path, skip=()) -> dict:
-    """{relative path: sha256} of every file (and link) under `folder`, leaving out the names in `skip`."""
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        name = path.relative_to(folder).as_posix()
-        if any(name == s or name.startswith(s + "/") for s in skip):
-            continue
-        if path.is_symlink():
-            found[name] = "-> " + os.readlink(path)
-        elif path.is_file():
-            found[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
 
 
 def build_main(folder: Path, *args) -> int:

@@ -13,8 +13,7 @@ from dreamer.errors import ThemeError
 from dreamer.gallery.settings import load
 from dreamer.gallery.site import environment, static_sources
 
-from conftest import REPO, make_tiny
-from test_safety import hashes
+from conftest import REPO, hashes, make_tiny
 
 BUILD = [sys.executable, str(REPO / "build.py")]
 NO_VIDEO = "[video]\nformats = []\n"  # GIFs only: the renders here only need to exist
