@@ -15,7 +15,6 @@ import random
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -255,14 +254,12 @@ def fuzz(folder) -> dict:
         outcome, got = read(path)
         summary["issue"][label] = got if outcome == "refused" else "loaded"
     rng = random.Random(SEED)
-    start = time.perf_counter()
     for i in range(STRUCTURAL + RAW):
         outcome, wrong = (structural_case(copy.deepcopy(base), rng, path) if i < STRUCTURAL
                           else raw_case(legacy_file(base), rng, path))
         summary["outcomes"][outcome] += 1
         if wrong:
             summary["wrong"].append(f"case {i}: {wrong}")
-    summary["seconds"] = time.perf_counter() - start
     return summary
 
 
@@ -289,7 +286,6 @@ def test_crafted_files_load_what_they_say_or_are_refused_on_one_line(tmp_path):
     outcomes = summary["outcomes"]
     assert sum(outcomes.values()) == STRUCTURAL + RAW
     assert outcomes["loaded"] >= 50 and outcomes["refused"] >= 250, outcomes  # both ways are exercised
-    assert summary["seconds"] < 20
 
 
 if __name__ == "__main__":
