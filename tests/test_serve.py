@@ -260,3 +260,42 @@ def test_schemathesis_finds_no_server_error_and_nothing_outside_the_schema(guard
                               "-H", f"Authorization: Bearer {guarded.token}", "--seed", "1"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stdout[-4000:]
+
+
+def test_the_studio_streams_a_card_in_chromium_without_a_page_error(server):
+    from test_site_browser import CHROMIUM, Chromium
+
+    if CHROMIUM is None:
+        message = "chromium is not installed: apt-get install -y chromium"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    browser = Chromium()
+    try:
+        browser.open(server.url)
+        # the styles' ticks come from /api/styles; then static, 48 px, 3 steps, vgg16-textures alone (the first)
+        seen = browser.evaluate("""new Promise(resolve => {
+            const ready = () => document.querySelector("#styles input");
+            const go = () => {
+              document.querySelector("input[value=noise]").checked = true;
+              document.getElementById("size").value = "48";
+              document.getElementById("steps").value = "3";
+              const shown = new Set();
+              new MutationObserver(() => {
+                const card = document.querySelector(".card");
+                if (!card) return;
+                const image = card.querySelector("img").getAttribute("src");
+                if (image && image.startsWith("data:")) shown.add(image);
+                if (card.querySelector("a[download]")) resolve({frames: shown.size,
+                    caption: card.querySelector("p").textContent, gif: card.querySelector("a").href});
+              }).observe(document.getElementById("cards"), {subtree: true, childList: true, attributes: true,
+                                                             characterData: true});
+              document.getElementById("dream-form").requestSubmit();
+            };
+            if (ready()) go(); else new MutationObserver((_, watcher) => {
+              if (ready()) { watcher.disconnect(); go(); }
+            }).observe(document.getElementById("styles"), {childList: true});
+        })""", timeout=120)
+        assert seen["frames"] >= 3 and seen["caption"] == "done" and "/api/dreams/" in seen["gif"]
+        browser.settle()
+        assert browser.errors() == []
+    finally:
+        browser.close()

@@ -36,24 +36,27 @@ def run(args) -> int:
         from dreamer.serve.app import create_app
     except ImportError as exc:
         raise DreamerError(f"dreamer serve needs the serve extra ({exc.name} is missing): "
-                           "pip install -e '.[serve]'") from None
+                           "pip install 'dreamer[serve]' (in a checkout: pip install -e '.[serve]')") from None
     from dreamer.backends import activate
     from dreamer.serve.limits import Limits
+    from dreamer.settings import MAX_SIZE, MIN_SIZE
 
     token = _token(args.host, args.no_token)
     settings = _settings(args.config)
     limits = Limits(max_size=args.max_size, max_steps=args.max_steps, max_per_client=args.max_per_client)
-    if not 0 <= args.port <= 65535:
-        raise DreamerError(f"--port {args.port}: use 0 to 65535")
+    for option, value, low, high in [("--port", args.port, 0, 65535), ("--max-size", args.max_size, MIN_SIZE, MAX_SIZE),
+                                     ("--max-steps", args.max_steps, 1, 10_000),
+                                     ("--max-per-client", args.max_per_client, 1, limits.max_queue)]:
+        if not low <= value <= high:
+            raise DreamerError(f"{option} {value}: use {low} to {high}")
+    address = args.host.strip("[]")
     try:
-        sock = socket.create_server((args.host, args.port), family=socket.AF_INET6 if ":" in args.host
-                                    else socket.AF_INET)
+        sock = socket.create_server((address, args.port), family=socket.AF_INET6 if ":" in address else socket.AF_INET)
     except OSError as exc:
-        raise DreamerError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+        raise DreamerError(f"cannot listen on {args.host} port {args.port} ({exc.strerror or exc})") from None
     activate()
-    app = create_app(settings, _styles(settings), limits, hosts=LOCAL_NAMES | {args.host.strip("[]").lower()},
-                     token=token)
-    host = f"[{args.host}]" if ":" in args.host else args.host
+    app = create_app(settings, _styles(settings), limits, hosts=LOCAL_NAMES | {address.lower()}, token=token)
+    host = f"[{address}]" if ":" in address else address
     print(f"http://{host}:{sock.getsockname()[1]}/studio" + (f"?token={token}" if token else ""), flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
                                   timeout_graceful_shutdown=2)).run(sockets=[sock])

@@ -4,6 +4,7 @@ render key, the key a gallery build gives the same photo, style and options. Eve
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -57,7 +58,8 @@ class Changes:
         self.loop, self.version, self._waiters = loop, 0, []
 
     def bump(self) -> None:
-        self.loop.call_soon_threadsafe(self._wake)
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the server is stopping, no one listens
+            self.loop.call_soon_threadsafe(self._wake)
 
     def _wake(self) -> None:
         self.version += 1
