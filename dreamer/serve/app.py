@@ -29,6 +29,7 @@ from dreamer.settings import Settings
 from dreamer.zoo import Style
 
 MAX_STREAMED = 32  # dreams in one event stream (the studio's page: one stream for all its cards)
+DECODING = 2  # uploads decoded at once: a 50-megapixel photo takes 150 MB while it is
 # What a client (and schemathesis) may do with the first dream a POST made.
 LINKS = {operation: {"operationId": operation, "parameters": {"dream_id": "$response.body#/dreams/0/id"}}
          for operation in ("dream_status", "dream_events", "dream_gif", "dream_still", "cancel_dream")}
@@ -37,7 +38,7 @@ LINKS = {operation: {"operationId": operation, "parameters": {"dream_id": "$resp
 def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, *, hosts: set[str],
                token: str | None):
     """The served ASGI app: the API and the studio behind the Guard."""
-    state = {}
+    state, decoding = {}, asyncio.Semaphore(DECODING)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -89,8 +90,9 @@ def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, *, 
         size = size or min(settings.size, limits.max_size)
         if photo is not None:
             data = await photo.read()
-            pixels = await run_in_threadpool(read_photo, data, limits)
-            image = await run_in_threadpool(resize_to_long_side, pixels, size)
+            async with decoding:
+                pixels = await run_in_threadpool(read_photo, data, limits)
+                image = await run_in_threadpool(resize_to_long_side, pixels, size)
             sha = hashlib.sha256(data).hexdigest()
         else:
             width, height = noise_size(noise, limits)
@@ -136,17 +138,18 @@ def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, *, 
             raise HTTPException(409, f"the dream is {dream.status}; its {kind} comes when it is done")
         return getattr(dream, kind)
 
-    files = {"content": {"image/gif": {}}, "description": "the dream's GIF"}
+    gif = {"content": {"image/gif": {}}, "description": "the dream's GIF"}
+    still = {"content": {"image/jpeg": {}}, "description": "the finished dream as a JPEG"}
     conflict = {409: {"model": Problem, "description": "the dream is not done"}}
 
     @app.get("/api/dreams/{dream_id}/gif", operation_id="dream_gif", response_class=FileResponse,
-             responses={200: files, **PROBLEMS, **conflict})
+             responses={200: gif, **PROBLEMS, **conflict})
     def dream_gif(dream_id: str):
         """The finished dream's GIF."""
         return FileResponse(finished_file(dream_id, "gif"), media_type="image/gif")
 
-    @app.get("/api/dreams/{dream_id}/still", operation_id="dream_still", response_class=FileResponse, responses={
-        200: {"content": {"image/jpeg": {}}, "description": "the finished dream as a JPEG"}, **PROBLEMS, **conflict})
+    @app.get("/api/dreams/{dream_id}/still", operation_id="dream_still", response_class=FileResponse,
+             responses={200: still, **PROBLEMS, **conflict})
     def dream_still(dream_id: str):
         """The finished dream's last frame as a JPEG."""
         return FileResponse(finished_file(dream_id, "still"), media_type="image/jpeg")
