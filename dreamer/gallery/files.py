@@ -90,6 +90,8 @@ class SiteFiles:
         elsewhere), and that proves it is Dreamer's, is recorded; any other is not Dreamer's, and its record goes,
         with a line."""
         claimed = [n for n, r in self.names.items() if r["sha256"] is None and os.path.lexists(self.output / n)]
+        if not claimed:
+            return
         here = {n for n, r in self.recorded().items() if r["sha256"] is None}
         self.adopt_proven(set(claimed) & (set(wanted) | here))
         for name in claimed:

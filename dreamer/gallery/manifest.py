@@ -14,11 +14,13 @@ from pathlib import Path, PurePosixPath
 from dreamer.engine import ENGINE_VERSION
 from dreamer.files.atomic import write_text
 from dreamer.gallery.keys import KEY_CHARS
+from dreamer.media.video import FORMATS, VideoOptions
 
 RENDERS, PHOTOS, STATIC, MANIFEST = "renders", "photos", "static", "manifest.json"
 STATE = ".dreamer"  # the build lock, its holder and the stat cache: local, never published
 MANIFEST_VERSION = 2  # 2 records every file of the site (1: renders and photos only)
-VIDEO_NAMES = ("webm", "mp4", "webm-small", "mp4-small")  # a render's videos, by role
+_EVERY_VIDEO = VideoOptions(FORMATS, small=1)  # every video a render may have: each format, full and small
+VIDEO_NAMES = tuple(_EVERY_VIDEO.paths("x.gif"))  # a render's videos by role: "webm", "mp4", "webm-small", ...
 
 _KEY = re.compile(f"^[0-9a-f]{{{KEY_CHARS}}}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -43,11 +45,9 @@ def keyed(name: str) -> bool:
 
 def render_files(key: str) -> dict[str, str]:
     """Every name a render with this key may have, by role: gif, still and VIDEO_NAMES."""
-    names = {"gif": f"{RENDERS}/{key}.gif", "still": f"{RENDERS}/{key}.jpg"}
-    for role in VIDEO_NAMES:
-        fmt, _, small = role.partition("-")
-        names[role] = f"{RENDERS}/{key}{'-small' if small else ''}.{fmt}"
-    return names
+    gif = f"{RENDERS}/{key}.gif"
+    videos = {role: path.as_posix() for role, (path, _) in _EVERY_VIDEO.paths(gif).items()}
+    return {"gif": gif, "still": f"{RENDERS}/{key}.jpg", **videos}
 
 
 @dataclass
