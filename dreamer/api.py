@@ -17,6 +17,7 @@ import numpy as np
 
 from dreamer.errors import DreamerError, InputError
 from dreamer.networks import all_styles, get_style
+from dreamer.options import GifOptions, RenderOptions
 from dreamer.style import Style
 
 __all__ = ["DreamerError", "Frame", "Style", "dream", "render", "styles"]
@@ -41,12 +42,12 @@ def dream(photo, style="vgg16-eyes", *, size: int = 512, seed: int = 0, batch="a
     with `style` (a name from styles() or a Style; `changes` such as steps=20 or octaves=3 change it), the long side
     `size` pixels, as the engine makes them: stop reading and the dream stops. `on_step(done, total, score)` is
     called as steps finish."""
-    style = _style(style, changes)
+    style = get_style(style, **changes)
     image, static = _image(photo, size, seed)
     options = _options(size, seed, batch)
     steps = style.frame_steps
-    for step, image in zip(steps, _dreaming().dream_frames(image, style, options, on_step, static=static)):
-        yield Frame(step, steps[-1], image)
+    for step, pixels in zip(steps, _dreaming().dream_frames(image, style, options, on_step, static=static)):
+        yield Frame(step, steps[-1], pixels)
 
 
 def render(photo, style, gif, *, still=None, size: int = 512, seed: int = 0, batch="auto", gif_options=None,
@@ -54,25 +55,14 @@ def render(photo, style, gif, *, still=None, size: int = 512, seed: int = 0, bat
     """Dream `photo` (as dream() takes it) with `style` into the GIF file `gif` (the finished dream into `still`,
     if given; WebM / MP4 beside it with `video`, a dreamer.media.video.VideoOptions); returns what was written (a
     dreamer.dreaming.RenderResult)."""
-    style = _style(style, changes)
+    style = get_style(style, **changes)
     started = time.perf_counter()
     frames = [frame.image for frame in dream(photo, style, size=size, seed=seed, batch=batch, on_step=on_step)]
     dreaming = _dreaming()
-    options = dataclasses.replace(_options(size, seed, batch), gif=gif_options or dreaming.GifOptions(),
+    options = dataclasses.replace(_options(size, seed, batch), gif=gif_options or GifOptions(),
                                   **({"video": video} if video is not None else {}))
     return dreaming.save(frames, style, Path(gif), None if still is None else Path(still), options,
                        time.perf_counter() - started)
-
-
-def _style(style, changes: dict) -> Style:
-    """The Style to dream: `style` itself or the one it names, with `changes`; StyleError (one line) if bad."""
-    if not isinstance(style, (str, Style)):
-        raise DreamerError(f"style must be a style's name or a Style, not {type(style).__name__}")
-    style = get_style(style) if isinstance(style, str) else style
-    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(Style)})
-    if unknown:
-        raise DreamerError(f"{', '.join(unknown)}: not a style parameter; Style's fields are the ones to change")
-    return style.replace(**changes) if changes else style.validated()
 
 
 def _image(photo, size: int, seed: int) -> tuple[np.ndarray, bool]:
@@ -93,8 +83,8 @@ def _image(photo, size: int, seed: int) -> tuple[np.ndarray, bool]:
     return input_image(photo, size, seed), static
 
 
-def _options(size: int, seed: int, batch):
-    return _dreaming().RenderOptions(size=size, seed=seed, batch=batch)
+def _options(size: int, seed: int, batch) -> RenderOptions:
+    return RenderOptions(size=size, seed=seed, batch=batch)
 
 
 def _dreaming():

@@ -2,10 +2,12 @@
 Loads the network and the objective a style needs, dreams with the engine, encodes. (The public API over it:
 dreamer.api.)"""
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -18,35 +20,12 @@ from dreamer.engine.precision import resolve
 from dreamer.engine.steppers import make_stepper
 from dreamer.engine.visualize import recipe_for, visualize
 from dreamer.errors import DreamerError
-from dreamer.media.gif import encode_gif, save_still, timeline
+from dreamer.files.atomic import write_bytes
+from dreamer.media.gif import gif_bytes, still_bytes, timeline
 from dreamer.media.images import input_image, load_image, noise_shape, resize_to_long_side
-from dreamer.media.video import VideoOptions, encode_video
+from dreamer.media.video import video_bytes
 from dreamer.networks import class_names, load_network
-
-
-@dataclass(frozen=True)
-class GifOptions:
-    """How frames become a GIF."""
-
-    frame_ms: int = 120
-    hold_first_ms: int = 1200
-    hold_last_ms: int = 2000
-    pingpong: bool = False
-    palette: str = "auto"
-    dither: bool = False
-    lossy: int = 0  # gifsicle --lossy
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    """Everything about a render that is not the style: output size, seed, batching, GIF options."""
-
-    size: int = 512
-    seed: int = 0
-    batch: int | str = "auto"  # tiles per network call, or 'auto' (see dreamer.engine.batching)
-    zoom: float | None = None  # zoom into the centre by this factor before each frame (the tunnel)
-    gif: GifOptions = field(default_factory=GifOptions)
-    video: VideoOptions = field(default_factory=VideoOptions)
+from dreamer.options import RenderOptions
 
 
 @dataclass(frozen=True)
@@ -63,11 +42,34 @@ class RenderResult:
     videos: dict = field(default_factory=dict)  # name ("webm", "mp4-small", ...) -> path
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A render's files in memory: their bytes by role ("gif", "still", "webm", "mp4-small", ...), and what made
+    them."""
+
+    files: dict
+    frames: int  # the engine's frames
+    gif_frames: int  # the GIF's (equal frames merged, ping-pong played back)
+    width: int
+    height: int
+    seconds: float
+    backend: str
+    precision: str
+
+
+class Prepared(NamedTuple):
+    """What the engine needs to dream a style: its network's extractor, the objective, the stepper (None for a
+    class style: it renders with the visualisation recipe) and the schedule."""
+
+    extract: object
+    objective: object
+    stepper: object
+    schedule: Schedule
+
+
 def schedule_of(style) -> Schedule:
-    """The engine's schedule for a style."""
-    return Schedule(octaves=style.octaves, octave_scale=style.octave_scale, steps=style.steps,
-                    step_size=style.step_size, every=style.every, tile_size=style.tile_size,
-                    keep_colors=style.keep_colors, lapnorm=style.lapnorm)
+    """The engine's schedule for a style: the style's fields of the same names."""
+    return Schedule(**{f.name: getattr(style, f.name) for f in dataclasses.fields(Schedule)})
 
 
 @functools.lru_cache(maxsize=8)
@@ -94,13 +96,14 @@ def _dreamer_for(network: str, precision: str, layer_items: tuple, channel_items
     return extract, objective, None if target_class else make_stepper(extract, objective)
 
 
-def prepare(style, size: int = 512):
-    """(extract, objective, stepper) for a style, built once per network, precision and objective (and for a
-    style image, the render size its painting is scaled to). A class style has no stepper: it renders with the
-    visualisation recipe."""
-    return _dreamer_for(style.network, resolve(style.precision), tuple(sorted(style.layers.items())),
-                        tuple(sorted(style.channels.items())), style.target_class, style.guide, style.objective,
-                        style.style_image, float(style.style_weight), size if style.style_image else 0)
+def prepare(style, size: int = 512) -> Prepared:
+    """Everything the engine needs to dream `style`, the one place a style becomes them; the network and objective
+    built once per network, precision and objective (and for a style image, the render size its painting is scaled
+    to)."""
+    built = _dreamer_for(style.network, resolve(style.precision), tuple(sorted(style.layers.items())),
+                         tuple(sorted(style.channels.items())), style.target_class, style.guide, style.objective,
+                         style.style_image, float(style.style_weight), size if style.style_image else 0)
+    return Prepared(*built, schedule_of(style))
 
 
 CLASS_SIDE = 448  # the short side the visualisation recipe was measured at (NOTES: bananas at 448 px)
@@ -124,14 +127,14 @@ def _class_frames(image, static: bool, extract, objective, style, options, on_st
 def dream_frames(image, style, options: RenderOptions, on_step=None, static: bool = False):
     """The frames (uint8, `style.frame_steps` of them) of dreaming `image` (uint8 H x W x 3, at its render size;
     seeded static when `static`) with `style`, yielded as the engine makes them."""
-    extract, objective, stepper = prepare(style, options.size)
+    extract, objective, stepper, schedule = prepare(style, options.size)
     if style.target_class:
         return _class_frames(image, static, extract, objective, style, options, on_step)
     batch = resolve_batch(options.batch, stepper, *image.shape[:2], style.tile_size)
     if options.zoom:
-        return zoom_dream(stepper, image, schedule_of(style), options.zoom, seed=options.seed,
+        return zoom_dream(stepper, image, schedule, options.zoom, seed=options.seed,
                           batch=batch, on_step=on_step)
-    return dream(stepper, image, schedule_of(style), seed=options.seed, batch=batch, on_step=on_step)
+    return dream(stepper, image, schedule, seed=options.seed, batch=batch, on_step=on_step)
 
 
 def _frames(input_name, style, options: RenderOptions, on_step):
@@ -139,24 +142,35 @@ def _frames(input_name, style, options: RenderOptions, on_step):
     return dream_frames(image, style, options, on_step, static=noise_shape(input_name, options.size) is not None)
 
 
-def save(frames, style, out_gif, still, options: RenderOptions, seconds: float) -> RenderResult:
-    """Encode `frames` into `out_gif` (and the last into `still`), the GIF's comment saying what made it."""
+def encode(frames, style, options: RenderOptions, seconds: float, still: str | None = ".jpg") -> Encoded:
+    """`frames` as a render's files in memory: the GIF (its comment saying what made it), the videos of
+    `options.video`, and the last frame as a still in the format of the suffix `still` (None: no still)."""
     gif = options.gif
     made = {"engine": ENGINE_VERSION, "frames": len(frames),  # no time: same seed, same bytes
             "backend": keras.backend.backend(), "precision": resolve(style.precision)}
-    info = encode_gif(frames, out_gif, frame_ms=gif.frame_ms, hold_first_ms=gif.hold_first_ms,
-                      hold_last_ms=gif.hold_last_ms, pingpong=gif.pingpong, palette=gif.palette, dither=gif.dither,
-                      lossy=gif.lossy, meta=made)
+    encoded = gif_bytes(frames, frame_ms=gif.frame_ms, hold_first_ms=gif.hold_first_ms,
+                        hold_last_ms=gif.hold_last_ms, pingpong=gif.pingpong, palette=gif.palette, dither=gif.dither,
+                        lossy=gif.lossy, meta=made)
     shown = timeline(len(frames), gif.frame_ms, gif.hold_first_ms, gif.hold_last_ms, gif.pingpong)
-    videos = options.video.paths(out_gif)
-    for path, long_side in videos.values():
-        encode_video(frames, path, shown, long_side=long_side, meta=made)
+    files = {"gif": encoded.data}
+    for name, (fmt, long_side) in options.video.renditions().items():
+        files[name] = video_bytes(frames, shown, fmt, long_side=long_side, meta=made).data
     if still is not None:
-        save_still(frames[-1], still)
-    return RenderResult(gif=Path(out_gif), still=Path(still) if still else None, gif_frames=info.frames,
-                        width=info.width, height=info.height, frames=made["frames"], seconds=seconds,
-                        backend=made["backend"], precision=made["precision"],
-                        videos={name: path for name, (path, _) in videos.items()})
+        files["still"] = still_bytes(frames[-1], still)
+    return Encoded(files, made["frames"], encoded.frames, encoded.width, encoded.height, seconds, made["backend"],
+                   made["precision"])
+
+
+def save(frames, style, out_gif, still, options: RenderOptions, seconds: float) -> RenderResult:
+    """Encode `frames` into `out_gif`, its videos beside it and the last frame into `still` (if given), each file
+    written atomically."""
+    encoded = encode(frames, style, options, seconds, None if still is None else Path(still).suffix)
+    videos = {name: path for name, (path, _) in options.video.paths(out_gif).items()}
+    for role, data in encoded.files.items():
+        write_bytes({"gif": out_gif, "still": still, **videos}[role], data)
+    return RenderResult(gif=Path(out_gif), still=Path(still) if still else None, gif_frames=encoded.gif_frames,
+                        width=encoded.width, height=encoded.height, frames=encoded.frames, seconds=seconds,
+                        backend=encoded.backend, precision=encoded.precision, videos=videos)
 
 
 def render(input_name, style, out_gif, still=None, options: RenderOptions = RenderOptions(), on_step=None):
@@ -180,30 +194,47 @@ def _together(images: dict, stepper, schedule: Schedule) -> list[tuple[tuple, li
 
 
 def render_many(inputs, style, outputs, options: RenderOptions = RenderOptions(), on_step=None) -> list:
-    """Render several inputs with one style into `outputs` [(gif, still)]: inputs of the same size (or, on an
-    accelerator, of the same canvas) dream together, their tiles in the same network calls (`options.batch`
-    tiles per call, and so at most that many photos at once). Class styles and zooms render one by one.
-    Returns a RenderResult, or the DreamerError or OSError that stopped it, per input."""
-    if style.target_class or options.zoom or len(inputs) == 1:
-        return [_attempt(render, name, style, *out, options, on_step) for name, out in zip(inputs, outputs)]
+    """Render several inputs (photos, or `noise[:WxH]`) with one style into `outputs` [(gif, still)], dreaming as
+    dream_many does. Returns a RenderResult, or the DreamerError or OSError that stopped it, per input."""
     results, images = {}, {}
     for i, name in enumerate(inputs):
         try:
-            images[i] = input_image(name, options.size, options.seed)
+            images[i] = (input_image(name, options.size, options.seed),
+                         noise_shape(name, options.size) is not None)
         except DreamerError as exc:
             results[i] = exc
-    _, _, stepper = prepare(style, options.size)
-    schedule = schedule_of(style)
-    for shape, same in _together(images, stepper, schedule):
+    for i, frames, seconds in dream_many(images, style, options, on_step):
+        results[i] = frames if isinstance(frames, Exception) else _attempt(save, frames, style, *outputs[i],
+                                                                           options, seconds)
+    return [results[i] for i in range(len(inputs))]
+
+
+def dream_many(images: dict, style, options: RenderOptions = RenderOptions(), on_step=None):
+    """Dream several images with one style; `images` {key: (uint8 H x W x 3 at its render size, whether it is
+    static)}. Yields (key, frames, seconds) as each dream ends, or (key, the DreamerError or OSError that stopped
+    it, 0.0). Images of the same size (or, on an accelerator, of the same canvas) dream together, their tiles in
+    the same network calls (`options.batch` tiles per call, and so at most that many images at once); class styles
+    and zooms dream one by one."""
+    if style.target_class or options.zoom or len(images) == 1:
+        for key, (image, static) in images.items():
+            started = time.perf_counter()
+            try:
+                frames = list(dream_frames(image, style, options, on_step, static=static))
+            except (DreamerError, OSError) as exc:
+                yield key, exc, 0.0
+                continue
+            yield key, frames, time.perf_counter() - started
+        return
+    _, _, stepper, schedule = prepare(style, options.size)
+    for shape, same in _together({key: image for key, (image, _) in images.items()}, stepper, schedule):
         batch = resolve_batch(options.batch, stepper, *shape, schedule.tile_size)
         for group in (same[k:k + batch] for k in range(0, len(same), batch)):
             started = time.perf_counter()
-            frames = list(dream_batch(stepper, [images[i] for i in group], schedule,
+            frames = list(dream_batch(stepper, [images[key][0] for key in group], schedule,
                                       [options.seed] * len(group), batch=batch, on_step=on_step))
             seconds = (time.perf_counter() - started) / len(group)
-            for k, i in enumerate(group):
-                results[i] = _attempt(save, [f[k] for f in frames], style, *outputs[i], options, seconds)
-    return [results[i] for i in range(len(inputs))]
+            for k, key in enumerate(group):
+                yield key, [f[k] for f in frames], seconds
 
 
 def _attempt(function, *args):

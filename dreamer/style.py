@@ -3,7 +3,9 @@
 import dataclasses
 from dataclasses import dataclass, field
 
+from dreamer.engine.precision import PRECISIONS
 from dreamer.errors import StyleError, closest
+from dreamer.options import declared, option, problem
 
 # A style image's defaults. The style term (objectives.style_image, a relative Gram distance) pulls VGG16's pixels
 # 3-12 times more weakly than a zoo style's mean activation does, and every step is normalised to one size:
@@ -28,21 +30,26 @@ class Style:
     network: str
     layers: dict[str, float]
     channels: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    octaves: int = 4
-    octave_scale: float = 1.4
-    steps: int = 15  # gradient steps per octave
-    step_size: float = 0.02  # in the network's input range, [-1, 1]
-    every: int = 4  # a frame every `every` steps
-    tile_size: int = 512
-    keep_colors: bool = False
-    lapnorm: bool = False  # Laplacian-pyramid gradient normalisation (the TF1 tutorial's render_lapnorm)
-    precision: str = "auto"
-    target_class: str = ""
-    contrast: bool = False  # stretch the frames' 1-99 % range to full range (class styles)
-    guide: str = ""  # a photo's path: dream toward its features on `layers` (objectives.from_guide)
-    objective: str = ""  # instead of `layers`: maths of objectives, "layer('mixed3') - 0.1 * total_variation()"
-    style_image: str = ""  # a painting's path: also dream toward its textures (objectives.style_image)
-    style_weight: float = PAINTING_WEIGHT  # how much of the painting: the style_image term's weight
+    octaves: int = option(4, "number of octaves", low=1)
+    octave_scale: float = option(1.4, "size ratio between octaves, about 1.3-1.4", above=1.0, high=3.0)
+    steps: int = option(15, "gradient steps per octave", low=1)
+    step_size: float = option(0.02, "step size in the network's [-1, 1] input range", above=0.0, high=1.0)
+    every: int = option(4, "a frame every N steps", low=1)
+    tile_size: int = option(512, "tile side for big images", low=64)
+    keep_colors: bool = option(False, "dream the luminance only, keep the photo's colours")
+    lapnorm: bool = option(False, "Laplacian-pyramid gradient normalisation (the TF1 tutorial's render_lapnorm)")
+    precision: str = option("auto", "network precision", choices=PRECISIONS)
+    target_class: str = option("", "dream toward an ImageNet class, a name or index in the network's logits (with "
+                               "no --style: effnet-lite0-class)", flag="--class", metavar="NAME_OR_INDEX")
+    contrast: bool = option(False, "stretch the frames' 1-99%% range to full contrast (class styles)")
+    guide: str = option("", "dream toward this photo's features on the style's layers", metavar="IMAGE")
+    objective: str = option("", "instead of layers: maths of objectives, such as "
+                                "\"layer('mixed3') - 0.1 * total_variation()\"", metavar="MATHS")
+    style_image: str = option("", "also dream toward this painting's textures and colours (Gram matrices, Gatys et "
+                                  "al.)", metavar="PAINTING")
+    style_weight: float = option(PAINTING_WEIGHT, "how much of the painting: 1 a touch, 100 nearly all of each "
+                                 f"step; without a step size, steps are {PAINTING_STEP_SIZE} at least", above=0.0,
+                                 high=1e6, metavar="W")
     description: str = ""
 
     @property
@@ -87,24 +94,20 @@ class Style:
 
     def validated(self) -> "Style":
         """Return self if every parameter is in range, else raise StyleError naming the first bad one."""
+        for name in declared(Style):
+            wrong = problem(Style, name, getattr(self, name))
+            if wrong:
+                raise StyleError(f"style {self.name!r}: {name} {wrong}")
         checks = [
             ("layers", isinstance(self.layers, dict) and (len(self.layers) > 0 or bool(self.target_class)
                                                           or bool(self.objective)),
              "needs at least one layer (or a target_class, or an objective)"),
-            ("octaves", isinstance(self.octaves, int) and self.octaves >= 1, "must be an integer >= 1"),
             ("octaves", not self.target_class or self.octaves == 1, "must be 1 in a class style"),
-            ("octave_scale", 1.0 < self.octave_scale <= 3.0, "must be in (1, 3]"),
-            ("steps", isinstance(self.steps, int) and self.steps >= 1, "must be an integer >= 1"),
-            ("step_size", 0 < self.step_size <= 1, "must be in (0, 1]"),
-            ("every", isinstance(self.every, int) and self.every >= 1, "must be an integer >= 1"),
-            ("tile_size", isinstance(self.tile_size, int) and self.tile_size >= 64, "must be an integer >= 64"),
-            ("style_weight", isinstance(self.style_weight, (int, float)) and 0 < self.style_weight <= 1e6,
-             "must be a number > 0"),
             ("style_image", not (self.style_image and self.target_class), "cannot be used in a class style"),
         ]
-        for key, ok, problem in checks:
+        for key, ok, message in checks:
             if not ok:
-                raise StyleError(f"style {self.name!r}: {key} {problem}")
+                raise StyleError(f"style {self.name!r}: {key} {message}")
         return self
 
 

@@ -58,7 +58,7 @@ def test_render_writes_a_gif_and_a_still_that_pillow_reads(tmp_path):
     (b"not an image", "vgg16-eyes", {}, "the photo's bytes: not an image Pillow can read"),
     (np.zeros((4, 4), np.float32), "vgg16-eyes", {}, "the array: is float32 (4, 4); pass uint8 H x W x 3"),
     (PHOTO, "vgg16-eyez", {}, "unknown style 'vgg16-eyez'"),
-    (PHOTO, "vgg16-eyes", {"stepz": 3}, "stepz: not a style parameter"),
+    (PHOTO, "vgg16-eyes", {"stepz": 3}, "unknown key 'stepz'"),
     (PHOTO, "vgg16-eyes", {"steps": -1}, "style 'vgg16-eyes': steps"),
     (42, "vgg16-eyes", {}, "photo must be a path, bytes, an array or noise:WxH, not int"),
 ])

@@ -28,7 +28,7 @@ def test_tiles_that_fit_use_a_share_of_the_free_memory():
 def test_auto_on_a_cpu_dreams_photos_of_one_tile_together_and_a_number_is_kept():
     from dreamer.gallery.execute import photos_together as _photos_together
 
-    _, _, stepper = prepare(STYLE)
+    stepper = prepare(STYLE).stepper
     assert CPU_AUTO_BATCH > 1 and _photos_together("auto") == CPU_AUTO_BATCH and _photos_together(3) == 3
     assert resolve_batch("auto", stepper, 320, 213, 512) == CPU_AUTO_BATCH
     assert resolve_batch("auto", stepper, 1024, 1024, 512) == 1  # a big photo's tiles one at a time: memory

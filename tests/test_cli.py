@@ -85,12 +85,12 @@ def test_photos_of_one_size_dream_together(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("option, value, use", [("--size", "0", "a whole number of pixels from 32 to 4096"),
                                                 ("--size", "1.5", "a whole number of pixels from 32 to 4096"),
                                                 ("--frame-ms", "0", "a whole number of milliseconds from 10 to 60000"),
-                                                ("--seed", "-5", "a whole number from 0 to 4294967295")])
+                                                ("--seed", "-5", "an integer from 0 to 4294967295")])
 def test_out_of_range_numbers_are_refused_with_the_range(tmp_path, capsys, option, value, use):
     with pytest.raises(SystemExit) as exit_:
         main(["render", str(write_photo(tmp_path / "cat.png")), *TINY, option, value])
     assert exit_.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1].endswith(f"argument {option}: '{value}': use {use}")
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"argument {option}: '{value}': must be {use}")
 
 
 @pytest.mark.parametrize("argv, error", [
@@ -199,7 +199,7 @@ def test_guide_dreams_toward_another_photo(tmp_path):
     assert main(["render", str(photo), *TINY, "--steps", "4", "--guide", str(guide), "-o", str(out)]) == 0
     assert gif_frames(out) == (5, (48, 32))
     style = get_style("vgg16-textures").replace(octaves=1, steps=4, every=1, guide=str(guide))
-    extract, objective, _ = prepare(style)  # the guide's objective: alignment with the coffee's features
+    extract, objective, _, _ = prepare(style)  # the guide's objective: alignment with the coffee's features
     with Image.open(out) as gif:
         gif.seek(gif.n_frames - 1)
         last = np.asarray(gif.convert("RGB"))

@@ -18,12 +18,12 @@ def photo(size, source=skimage.data.astronaut):
 
 
 def run(style, image, seed=0):
-    _, _, step = prepare(style)
+    step = prepare(style).stepper
     return list(engine.dream(step, image, schedule_of(style), seed=seed))
 
 
 def gain(style, before, after):
-    extract, objective, _ = prepare(style)
+    extract, objective, _, _ = prepare(style)
     return engine.objective_value(extract, objective, after) / engine.objective_value(extract, objective, before)
 
 
@@ -53,7 +53,7 @@ def test_frame_count_when_steps_do_not_divide():
 def test_frames_are_read_after_the_next_steps_are_queued():
     """The host takes a frame (and a score) only once the next call is on its way, so an accelerator keeps
     working while the host converts and hands out frames."""
-    _, _, stepper = prepare(STYLE)
+    stepper = prepare(STYLE).stepper
     events = []
 
     class Recorded:
@@ -89,7 +89,7 @@ def test_tiled_and_untiled_reach_a_similar_gain():
 
 def test_step_is_traced_once_across_octaves_and_sizes():
     style = STYLE.replace(octaves=3, steps=1, every=1, layers={"block3_conv3": 1.0})
-    _, _, step = prepare(style)
+    step = prepare(style).stepper
     before = step.traces
     for size in (64, 90):
         run(style, photo(size))
@@ -125,7 +125,7 @@ def test_bfloat16_reaches_the_float32_gain():
 def test_batched_tiles_give_the_unbatched_frames():
     image = photo(160)
     style = STYLE.replace(tile_size=64, octaves=1, steps=3, every=1)
-    _, _, stepper = prepare(style)
+    stepper = prepare(style).stepper
     one = list(engine.dream(stepper, image, schedule_of(style), seed=2, batch=1))
     four = list(engine.dream(stepper, image, schedule_of(style), seed=2, batch=4))
     assert len(one) == len(four) == 4
@@ -136,7 +136,7 @@ def test_batched_tiles_give_the_unbatched_frames():
 def test_zoom_frames_count_size_and_zoom():
     image = photo(96)
     style = STYLE.replace(octaves=1, steps=6, every=2)
-    _, _, stepper = prepare(style)
+    stepper = prepare(style).stepper
     frames = list(engine.zoom_dream(stepper, image, schedule_of(style), 1.2, seed=1))
     assert len(frames) == schedule_of(style).frame_count == 4
     assert all(f.shape == image.shape for f in frames)
@@ -162,7 +162,7 @@ def test_dreaming_images_together_gives_each_its_own_frames():
     # the middle one of another size: it takes its steps apart from the others, and its frames stay in order
     images = [photo(96), photo(96, skimage.data.coffee)[:80], photo(96, skimage.data.chelsea)]
     style = STYLE.replace(octaves=2, steps=3, every=3, tile_size=64, lapnorm=True)  # 96 px: 4 tiles an image
-    _, _, stepper = prepare(style)
+    stepper = prepare(style).stepper
     together = list(engine.dream_batch(stepper, images, schedule_of(style), seeds=[3, 4, 5], batch=6))
     assert len(together) == schedule_of(style).frame_count
     for i, (image, seed) in enumerate(zip(images, [3, 4, 5])):

@@ -180,7 +180,8 @@ def test_saved_model_style_renders_a_gif(saved_model_dir, tmp_path):
     """The whole render path (engine, tiles, GIF) works on a SavedModel source."""
     from PIL import Image
 
-    from dreamer.dreaming import RenderOptions, render
+    from dreamer.dreaming import render
+from dreamer.options import RenderOptions
     from dreamer.style import Style
 
     photo = tmp_path / "photo.png"

@@ -28,7 +28,8 @@ from dreamer.errors import WeightsError
 from dreamer.networks import NETWORKS, fetch_weights, load_network
 from dreamer.networks import fetch as fetcher
 from dreamer.networks import inceptionv3, mobilenetv2  # noqa: F401 - importing a network registers it
-from dreamer.dreaming import RenderOptions, prepare, render, schedule_of
+from dreamer.dreaming import prepare, render, schedule_of
+from dreamer.options import RenderOptions
 from dreamer.style import STYLES
 
 NEW_STYLES = ["mobilenetv2-eyes", "mobilenetv2-fine", "inceptionv3-tutorial", "inceptionv3-swirls"]
@@ -101,7 +102,7 @@ def test_style_renders_a_gif_and_raises_its_objective(fetched, name, tmp_path):
     with Image.open(result.gif) as gif:
         assert (gif.n_frames, gif.size) == (3, (128, 128))
     image = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((128, 128), Image.LANCZOS))
-    extract, objective, stepper = prepare(style)
+    extract, objective, stepper, _ = prepare(style)
     dreamed = list(engine.dream(stepper, image, schedule_of(style)))[-1]
     before = engine.objective_value(extract, objective, image)
     assert engine.objective_value(extract, objective, dreamed) > 1.05 * before

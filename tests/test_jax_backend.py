@@ -34,7 +34,7 @@ image = photo(96)
 frames = run(STYLE, image)
 run(STYLE.replace(steps=7, every=3), photo(120)[:100])  # another photo (same bucket), chunks of 3, 2 and 1 steps
 shapes = {s for size in [(96, 96), (100, 120)] for s in octave_shapes(*size, STYLE.octaves, STYLE.octave_scale)}
-extract, objective, stepper = prepare(STYLE)
+extract, objective, stepper, _ = prepare(STYLE)
 compiles = stepper.compiles
 
 # the small programs a photo of a new size compiles, besides the stepper's own

@@ -122,7 +122,7 @@ def test_style_written_as_an_objective_dreams():
     style = Style.from_dict({"name": "maths", "network": "effnet-lite0", "octaves": 1, "steps": 6, "every": 3,
                              "step_size": 0.03, "precision": "float32",
                              "objective": "layer('block5_project_bn') - 0.1 * total_variation()"})
-    extract, objective, stepper = prepare(style)
+    extract, objective, stepper, _ = prepare(style)
     image = photo(96)
     frames = list(engine.dream(stepper, image, schedule_of(style)))
     assert len(frames) == 3

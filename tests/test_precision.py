@@ -61,7 +61,7 @@ def test_auto_resolves_from_the_hardware_and_names_pass_through(monkeypatch, cpu
 
 
 def test_only_the_network_runs_in_bfloat16():
-    extract, _, stepper = prepare(get_style("vgg16-eyes").replace(precision="bfloat16"))
+    extract, _, stepper, _ = prepare(get_style("vgg16-eyes").replace(precision="bfloat16"))
     image = np.random.default_rng(0).uniform(-1, 1, (1, 48, 48, 3)).astype(np.float32)
     assert standardize_dtype(extract(image)["block4_conv3"].dtype) == "bfloat16"
     images, scores, _ = stepper.advance([image], np.zeros((2, 1, 2), np.int32), 0.03, 512)

@@ -267,7 +267,7 @@ def test_tiles_leave_no_seams():
 
     style = get_style("vgg16-eyes").replace(octaves=1, steps=8, every=8, tile_size=64, precision="float32")
     image = np.random.default_rng(0).integers(0, 256, (192, 192, 3), dtype=np.uint8)
-    _, _, stepper = prepare(style)
+    stepper = prepare(style).stepper
     rolled = list(engine.dream(stepper, image, schedule_of(style)))[-1]
     fixed = list(engine.dream(FixedTiles(stepper), image, schedule_of(style)))[-1]
     assert np.abs(rolled.astype(float) - image).mean() > 5  # it dreamed

@@ -272,8 +272,8 @@ def test_manifest_and_renders_reach_the_disk_before_the_rename(built, tmp_path, 
                                                             real_replace(a, b)))
     out = Path(os.path.realpath(tmp_path)) / "site"
     manifest.save(out / "manifest.json")
-    animate.encode_gif(frames, out / "render.gif")
-    animate.save_still(frames[-1], out / "render.jpg")
+    atomic.write_bytes(out / "render.gif", animate.gif_bytes(frames).data)  # as a render's files are written
+    atomic.write_bytes(out / "render.jpg", animate.still_bytes(frames[-1]))
     for target in ("manifest.json", "render.gif", "render.jpg"):
         renames = [event for event in events if event[0] == "rename" and event[2] == str(out / target)]
         assert len(renames) == 1, (target, events)

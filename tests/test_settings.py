@@ -70,8 +70,8 @@ def test_gallery_precision_applies_where_a_style_sets_none(tmp_path):
 @pytest.mark.parametrize("text, expected", [
     ("wallpaper = 'red'", "unknown key 'wallpaper'; known keys: title, intro"),
     ("sizes = 320", "unknown key 'sizes'; did you mean size?"),
-    ("size = 'big'", "size: must be an integer from 32 to 4096, got 'big'"),
-    ("size = 10", "size: must be an integer"),
+    ("size = 'big'", "size: must be a whole number of pixels from 32 to 4096, got 'big'"),
+    ("size = 10", "size: must be a whole number of pixels"),
     ("seed = -1", "seed: must be an integer"),
     ("title = 3", "title: must be a string"),
     ("styles = []", "styles: must be a non-empty list"),
@@ -85,13 +85,13 @@ def test_gallery_precision_applies_where_a_style_sets_none(tmp_path):
     ("[video]\nsmall = 10", "video.small: must be 0 (none) or an integer from 32 to 4096, got 10"),
     ("[gif]\nlossy = -1", "gif.lossy: must be an integer from 1 to 200, got -1"),
     ("[gif]\nframe = 80", "unknown key 'gif.frame'; did you mean frame_ms?"),
-    ("[gif]\nframe_ms = 0", "gif.frame_ms: must be an integer"),
+    ("[gif]\nframe_ms = 0", "gif.frame_ms: must be a whole number of milliseconds from 10 to 60000, got 0"),
     ("[gif]\ndither = 'yes'", "gif.dither: must be true or false"),
     ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nsteps = 0", "style.vgg16-eyes: style 'vgg16-eyes': steps must be"),
     ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nsteep = 3", "unknown key 'steep'; did you mean steps"),
     ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nwibble = 3", "unknown key 'wibble'; known keys: channels, contrast"),
     ("output = 'gallery.toml'", "output: " + "{tmp_path}" + "/gallery.toml is a file, not a folder; name a folder"),
-    ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nprecision = 'fp8'", "style.vgg16-eyes.precision: must be one of"),
+    ("styles = ['vgg16-eyes']\n[style.vgg16-eyes]\nprecision = 'fp8'", "style.vgg16-eyes: style 'vgg16-eyes': precision must be one of"),
     ("styles = ['mine']\n[style.mine]\nnetwork = 'vgg16'", "style.mine: style 'mine': missing key 'layers'"),
     ("styles = ['vgg16-eyes']\n[style.mine]\nbase = 'vgg16-eyes'", "style.mine: defined but not listed in styles"),
     ("size = ", "not valid TOML"),
@@ -110,3 +110,45 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path, text, expected):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="gallery.toml: not found"):
         load(tmp_path / "gallery.toml")
+
+
+@pytest.mark.parametrize(("flag", "key", "text"), [
+    ("--frame-ms", "gif.frame_ms", "5"), ("--steps", "style.vgg16-eyes.steps", "0"),
+    ("--step-size", "style.vgg16-eyes.step_size", "1.5"), ("--size", "size", "20000"),
+    ("--precision", "style.vgg16-eyes.precision", "fp8")])
+def test_an_option_has_one_declaration_that_the_cli_and_gallery_toml_both_check(tmp_path, capsys, flag, key, text):
+    """The same bad value is refused by the command line and by gallery.toml with the same bounds."""
+    from dreamer.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["render", "photo.jpg", flag, text])
+    cli_line = capsys.readouterr().err.strip().splitlines()[-1]
+    table, _, name = key.rpartition(".")
+    value = text if name == "precision" else (float(text) if "." in text else int(text))
+    toml = {"size": f"size = {value}", "gif": f"[gif]\n{name} = {value}"}.get(
+        table or name, f"styles = ['vgg16-eyes']\n[{table}]\n{name} = {value!r}")
+    with pytest.raises(ConfigError) as error:
+        load(write(tmp_path, toml))
+    assert ": must be " in cli_line, cli_line
+    bound = "must be " + cli_line.split(": must be ")[-1]  # such as "must be an integer from 10 to 60000"
+    assert bound in str(error.value), (cli_line, str(error.value))
+
+
+def test_a_painting_without_a_step_size_takes_steps_long_enough_to_carry_it_in_the_cli_and_the_gallery(tmp_path):
+    from dreamer.networks import get_style
+    from dreamer.style import PAINTING_STEP_SIZE
+
+    settings = load(write(tmp_path, """
+        styles = ["painted", "painted-slow"]
+        [style.painted]
+        base = "vgg16-textures"
+        style_image = "art.png"
+        [style.painted-slow]
+        base = "vgg16-textures"
+        style_image = "art.png"
+        step_size = 0.01
+    """))
+    painted, slow = settings.styles
+    assert painted.step_size == PAINTING_STEP_SIZE == get_style("vgg16-textures", style_image="art.png").step_size
+    assert slow.step_size == 0.01 == get_style("vgg16-textures", style_image="art.png", step_size=0.01).step_size
+    assert STYLES["vgg16-textures"].step_size < PAINTING_STEP_SIZE

@@ -11,7 +11,8 @@ from PIL import Image
 
 from dreamer.engine import objectives
 from dreamer.media.images import load_image, resize_to_long_side, to_unit_range
-from dreamer.dreaming import RenderOptions, render
+from dreamer.dreaming import render
+from dreamer.options import RenderOptions
 from dreamer.networks import get_style
 
 from conftest import REPO, make_tiny, paint

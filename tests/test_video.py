@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from dreamer.media.gif import encode_gif, timeline
+from dreamer.media.gif import gif_bytes, timeline
 from dreamer.media.marks import read_mark
-from dreamer.media.video import MIN_TICK_MS, VideoOptions, encode_video, frame_times, tick_ms
+from dreamer.media.video import MIN_TICK_MS, VideoOptions, frame_times, tick_ms, video_bytes
 
 from conftest import REPO
 
@@ -22,9 +22,9 @@ def flat_frames(width=65, height=47):
     return [np.full((height, width, 3), colour, np.uint8) for colour in COLOURS]
 
 
-def decoded(path):
-    """[(start seconds, mean RGB)] of every decoded frame, and the stream."""
-    with av.open(str(path)) as container:
+def decoded(video):
+    """[(start seconds, mean RGB)] of every decoded frame, and the stream, of a video (its bytes or its path)."""
+    with av.open(io.BytesIO(video) if isinstance(video, bytes) else str(video)) as container:
         stream = container.streams.video[0]
         frames = [(float(f.time), f.to_ndarray(format="rgb24").reshape(-1, 3).mean(0)) for f in container.decode(stream)]
         return frames, stream.codec_context.name, stream.codec_context.pix_fmt, stream.codec_context.width, \
@@ -35,9 +35,9 @@ def nearest(rgb) -> int:
     return int(np.argmin([np.abs(np.subtract(rgb, c)).sum() for c in COLOURS]))
 
 
-def top_level_boxes(path) -> list[str]:
+def top_level_boxes(data: bytes) -> list[str]:
     """The MP4's top-level box types, in file order."""
-    data, boxes, at = path.read_bytes(), [], 0
+    boxes, at = [], 0
     while at + 8 <= len(data):
         size, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8].decode("latin-1")
         size = int.from_bytes(data[at + 8:at + 16], "big") if size == 1 else size or len(data) - at
@@ -51,8 +51,8 @@ def top_level_boxes(path) -> list[str]:
 def test_video_shows_each_frame_for_the_gifs_durations(tmp_path, fmt, codec, pingpong):
     frames = flat_frames()
     shown = timeline(len(frames), frame_ms=120, hold_first_ms=1200, hold_last_ms=2000, pingpong=pingpong)
-    info = encode_video(frames, tmp_path / f"d.{fmt}", shown, meta={"frames": 5})
-    got, name, pix_fmt, width, height, metadata = decoded(info.path)
+    info = video_bytes(frames, shown, fmt, meta={"frames": 5})
+    got, name, pix_fmt, width, height, metadata = decoded(info.data)
     assert (name, pix_fmt, width, height) == (codec, "yuv420p", 64, 46)  # odd sides cropped to even
     assert tick_ms([ms for _, ms in shown]) == 40 and info.fps == 25
     # every 40 ms the colour of the frame the GIF shows then
@@ -61,30 +61,32 @@ def test_video_shows_each_frame_for_the_gifs_durations(tmp_path, fmt, codec, pin
     assert [nearest(rgb) for _, rgb in got] == expected
     assert got[-1][0] == pytest.approx(0.04 * (len(expected) - 1), abs=1e-3)
     # the GIF made from the same frames shows the same durations (Pillow reads them back)
-    gif = encode_gif(frames, tmp_path / "d.gif", pingpong=pingpong)
-    with Image.open(gif.path) as image:
+    gif = gif_bytes(frames, pingpong=pingpong)
+    with Image.open(io.BytesIO(gif.data)) as image:
         gif_ms = [f.info["duration"] for f in ImageSequence.Iterator(image)]
     assert gif_ms == [ms for _, ms in shown]
     assert sum(gif_ms) / 1000 == pytest.approx(info.seconds)
     comment = metadata.get("comment") or metadata.get("COMMENT")
-    assert json.loads(comment) == {"made_by": "Dreamer", "frames": 5} == read_mark(info.path)
+    path = tmp_path / f"d.{fmt}"
+    path.write_bytes(info.data)
+    assert json.loads(comment) == {"made_by": "Dreamer", "frames": 5} == read_mark(path)
 
 
-def test_mp4_starts_with_its_index(tmp_path):
+def test_mp4_starts_with_its_index():
     """+faststart: the moov box (the index) before the media data, so playback starts before the download ends."""
-    info = encode_video(flat_frames(), tmp_path / "d.mp4", timeline(5))
-    boxes = top_level_boxes(info.path)
+    info = video_bytes(flat_frames(), timeline(5), "mp4")
+    boxes = top_level_boxes(info.data)
     assert "moov" in boxes and "mdat" in boxes and boxes.index("moov") < boxes.index("mdat")
 
 
-def test_small_rendition_is_smaller(tmp_path):
+def test_small_rendition_is_smaller():
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (213, 320, 3), dtype=np.uint8) for _ in range(4)]
-    full = encode_video(frames, tmp_path / "full.webm", timeline(4))
-    small = encode_video(frames, tmp_path / "small.webm", timeline(4), long_side=160)
+    full = video_bytes(frames, timeline(4), "webm")
+    small = video_bytes(frames, timeline(4), "webm", long_side=160)
     assert (full.width, full.height) == (320, 212) and (small.width, small.height) == (160, 106)
-    assert small.bytes < full.bytes / 2
-    assert decoded(small.path)[3:5] == (160, 106)
+    assert len(small.data) < len(full.data) / 2
+    assert decoded(small.data)[3:5] == (160, 106)
 
 
 def test_uneven_durations_round_to_a_tick():
@@ -101,9 +103,9 @@ def test_video_paths_beside_the_gif(tmp_path):
     assert VideoOptions().paths(tmp_path / "a.gif") == {}
 
 
-def test_not_a_video_suffix(tmp_path):
-    with pytest.raises(ValueError, match=r"\.mp4 or \.webm"):
-        encode_video(flat_frames(), tmp_path / "d.avi", timeline(5))
+def test_not_a_video_format():
+    with pytest.raises(ValueError, match="mp4 or webm"):
+        video_bytes(flat_frames(), timeline(5), "avi")
 
 
 # --- the videos of a gallery build and of `dreamer render --video`

@@ -5,14 +5,17 @@ import os
 import sys
 from pathlib import Path
 
-from dreamer.commands.argtypes import batch, whole_number
+from dreamer.commands.argtypes import batch
 from dreamer.engine.backends import BACKENDS, activate
-from dreamer.engine.precision import PRECISIONS
 from dreamer.errors import DreamerError
 from dreamer.files.safety import Inputs, check_outputs
-from dreamer.gallery.settings import MAX_SEED, MAX_SIZE, MIN_SIZE
+from dreamer.options import GifOptions, RenderOptions, add_flags
+from dreamer.style import Style
 
 HELP = "dream one or more photos into GIFs"
+# The style's parameters a flag changes (declared in dreamer.style, help and bounds with them).
+STYLE_FLAGS = ("octaves", "octave_scale", "steps", "step_size", "every", "tile_size", "precision", "keep_colors",
+               "target_class", "contrast", "guide", "style_image", "style_weight")
 
 
 def arguments(parser) -> None:
@@ -24,40 +27,17 @@ def arguments(parser) -> None:
     parser.add_argument("-o", "--output",
                         help="GIF path (one input, one style) or folder: one that exists or ends in / "
                              "(default: INPUT-STYLE.gif here)")
-    parser.add_argument("--size", type=whole_number(MIN_SIZE, MAX_SIZE, "pixels"), default=512,
-                        help="long side of the GIF in pixels (512)")
-    parser.add_argument("--octaves", type=int, help="number of octaves (style's default)")
-    parser.add_argument("--octave-scale", type=float, help="size ratio between octaves, about 1.3-1.4")
-    parser.add_argument("--steps", type=int, help="gradient steps per octave")
-    parser.add_argument("--step-size", type=float, help="step size in the network's [-1, 1] input range")
-    parser.add_argument("--every", type=int, help="a frame every N steps")
-    parser.add_argument("--tile-size", type=int, help="tile side for big images (512)")
-    parser.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0,
-                        help="random seed: same seed, same GIF (0)")
+    add_flags(parser, RenderOptions, ["size", "seed"])
+    add_flags(parser.add_argument_group("the style's parameters (left out: the style's own)"), Style, STYLE_FLAGS,
+              keep=True)
     parser.add_argument("--batch", type=batch, default="auto",
                         help="tiles sent through the network together, or auto: from free GPU memory, on a CPU 4 "
                              "for images of one tile, else 1")
-    parser.add_argument("--precision", choices=PRECISIONS, help="network precision (auto)")
     parser.add_argument("--backend", choices=BACKENDS,
                         help="Keras backend (default: $KERAS_BACKEND, else jax on an NVIDIA GPU, else tensorflow)")
-    parser.add_argument("--keep-colors", action="store_const", const=True,
-                        help="dream the luminance only, keep the photo's colours")
     parser.add_argument("--zoom", type=float, metavar="F",
                         help="endless tunnel: zoom into the centre by F (e.g. 1.03) before each frame")
-    parser.add_argument("--class", dest="target_class", metavar="NAME_OR_INDEX",
-                        help="dream toward an ImageNet class (with no --style: effnet-lite0-class)")
-    parser.add_argument("--guide", metavar="IMAGE", help="dream toward this photo's features on the style's layers")
-    parser.add_argument("--style-image", metavar="PAINTING",
-                        help="also dream toward this painting's textures and colours (Gram matrices, Gatys et al.)")
-    parser.add_argument("--style-weight", type=float, metavar="W",
-                        help="how much of the painting (10): 1 a touch, 100 nearly all of each step; with "
-                             "--style-image and no --step-size, steps are 0.06 at least")
-    parser.add_argument("--contrast", action="store_const", const=True,
-                        help="stretch the frames' 1-99%% range to full contrast (class styles)")
-    parser.add_argument("--pingpong", action="store_true", help="loop forward then back")
-    parser.add_argument("--dither", action="store_true", help="Floyd-Steinberg dithering in the GIF")
-    parser.add_argument("--frame-ms", type=whole_number(10, 60_000, "milliseconds"), default=120,
-                        help="duration of each frame (120)")
+    add_flags(parser, GifOptions, ["frame_ms", "pingpong", "dither"])
     parser.add_argument("--no-still", action="store_true", help="do not write the final frame as a JPEG")
     parser.add_argument("--video", action="store_true",
                         help="also write INPUT-STYLE.webm (VP9) and .mp4 (H.264) from the same frames, GIF timings")
@@ -70,27 +50,12 @@ def run(args) -> int:
     activate(args.backend)
     from tqdm import tqdm
 
-    from dreamer.dreaming import GifOptions, RenderOptions, render_many
-    from dreamer.engine.objectives import class_logit
+    from dreamer.dreaming import render_many
     from dreamer.media.video import FORMATS, VideoOptions
-    from dreamer.networks import class_names, get_style
-    from dreamer.style import PAINTING_STEP_SIZE
+    from dreamer.networks import get_style
 
     names = args.styles or ["effnet-lite0-class" if args.target_class else "vgg16-eyes"]
-    if args.target_class:
-        plain = [name for name in names if not get_style(name).target_class]
-        if plain:
-            raise DreamerError(f"--class needs a class style such as effnet-lite0-class, not {plain[0]!r}")
-        for name in names:  # an unknown class fails here, on one line
-            class_logit(args.target_class, classes=class_names(get_style(name).network))
-    styles = [get_style(name).replace(octaves=args.octaves, octave_scale=args.octave_scale, steps=args.steps,
-                                      step_size=args.step_size, every=args.every, tile_size=args.tile_size,
-                                      precision=args.precision, keep_colors=args.keep_colors,
-                                      target_class=args.target_class, contrast=args.contrast, guide=args.guide,
-                                      style_image=args.style_image, style_weight=args.style_weight)
-              for name in names]
-    if args.style_image and args.step_size is None:  # steps long enough to carry the painting (style.py)
-        styles = [style.replace(step_size=max(style.step_size, PAINTING_STEP_SIZE)) for style in styles]
+    styles = [get_style(name, **{flag: getattr(args, flag) for flag in STYLE_FLAGS}) for name in names]
     if args.zoom is not None and not 1.0 < args.zoom <= 2.0:
         raise DreamerError(f"--zoom {args.zoom:g}: use a factor between 1 and 2, such as 1.03")
     options = RenderOptions(size=args.size, seed=args.seed, batch=args.batch, zoom=args.zoom,

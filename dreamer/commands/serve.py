@@ -40,7 +40,7 @@ def run(args) -> int:
         raise DreamerError(f"dreamer serve needs the serve extra ({exc.name} is missing): "
                            "pip install 'dreamer[serve]' (in a checkout: pip install -e '.[serve]')") from None
     from dreamer.engine.backends import activate
-    from dreamer.gallery.settings import MAX_SIZE, MIN_SIZE
+    from dreamer.options import MAX_SIZE, MIN_SIZE
     from dreamer.serve.limits import Limits
 
     token = _token(args.host, args.no_token)

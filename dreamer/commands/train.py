@@ -3,7 +3,7 @@
 import sys
 
 from dreamer.commands.argtypes import whole_number
-from dreamer.gallery.settings import MAX_SEED
+from dreamer.options import MAX_SEED
 from dreamer.networks.trained import BASES
 
 HELP = "fine-tune a network on your art; its styles join `dreamer styles`"

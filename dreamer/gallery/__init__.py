@@ -7,6 +7,7 @@ every finished render and the pages every PAGES_EVERY seconds and at the end, so
 valid site (its pages show what was finished when they were written) and the next one resumes.
 """
 
+import itertools
 import sys
 import threading
 import time
@@ -113,7 +114,8 @@ def _build(plan: Plan, out, executor) -> Summary:
         with tqdm(total=len(todo), desc="gallery", unit="render", position=0, dynamic_ncols=True,
                   disable=None if todo else True) as overall:
             together = executor.photos_together(settings.batch) if todo else 1
-            for jobs, results in executor.run(groups(list(first.values()), together), settings):
+            asked = itertools.takewhile(lambda _: not STOPPING.is_set(), groups(list(first.values()), together))
+            for jobs, results in executor.run(asked, settings):  # once stopping, no group starts dreaming
                 for job, result in zip(jobs, results):
                     if isinstance(result, str):
                         job.status, job.message = "failed", f"{job.label}: {result}"

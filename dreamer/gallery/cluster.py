@@ -21,13 +21,14 @@ import secrets
 import socket
 import sys
 import tempfile
+import threading
 from typing import get_type_hints
 
 from dreamer.errors import DreamerError, one_line
 from dreamer.gallery.execute import Rendered
 from dreamer.gallery.settings import check_address
 
-IN_FLIGHT = 2  # groups queued on one actor: the next is there when one ends
+IN_FLIGHT = 2  # groups on one actor at once: one dreams while the other is encoded (or waits to dream)
 RETRIES = 3  # times a group is sent again after its worker died
 START_TIMEOUT = 60  # seconds for a replacement worker to start; else the cluster has no room for it
 WATCH_EVERY = 1.0  # seconds between checks, while renders are out, that a local Ray still runs
@@ -49,7 +50,11 @@ class ClusterLost(ClusterError):
 def _renderer_class(ray):
     @ray.remote
     class Renderer:
-        """A worker process: renders groups of one style (dreamer.gallery.execute.render_group)."""
+        """A worker process: renders groups of one style (dreamer.gallery.execute.render_group), IN_FLIGHT at
+        once on its threads, one dreaming at a time: a group is encoded while the next one dreams."""
+
+        def __init__(self):
+            self.dreaming = threading.Lock()
 
         def describe(self) -> dict:
             from dreamer.engine.backends import activate, chosen_backend
@@ -65,7 +70,7 @@ def _renderer_class(ray):
             from dreamer.gallery.execute import render_group, render_options
 
             data = [(name, None if ref is None else ray.get(ref)) for name, ref, _ in sources]
-            results = render_group(data, style, render_options(settings))
+            results = render_group(data, style, render_options(settings), self.dreaming)
             return [result if isinstance(result, str) else asdict(result) | {"key": key, "node": _node(ray)}
                     for result, (_, _, key) in zip(results, sources)]
 
@@ -182,7 +187,8 @@ class Cluster:
         if not gpus and not cpus:
             self.close()
             raise ClusterError(f"--cluster {self.address}: no worker has a GPU or CPU to render on")
-        self._renderer = _renderer_class(ray).options(**({"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": 1}))
+        self._renderer = _renderer_class(ray).options(max_concurrency=IN_FLIGHT,
+                                                      **({"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": 1}))
         actors = [self._renderer.remote() for _ in range(gpus or cpus)]
         try:
             described = [_kind(seen) for seen in ray.get([actor.describe.remote() for actor in actors], timeout=600)]

@@ -1,24 +1,32 @@
-"""Executing a build's renders: which go together and in what order, the render of one group as bytes
-(`render_group`, the same code here and on a cluster's workers) and the serial executor.
+"""Executing a build's renders: which go together and in what order, a group's dreams and a render's files as
+bytes (`dreams` and `encoded`, put together by `render_group` on a cluster's workers) and the serial executor, which
+encodes a render's files on ENCODERS threads while the next group dreams.
 
-An executor's `run(groups)` yields (jobs, results) as groups finish: a result is a Rendered (the files as
+An executor's `run(groups)` yields (jobs, results) as groups finish, in order: a result is a Rendered (the files as
 bytes and what made them) or a one-line error. It writes nothing into the site: dreamer.gallery.write does.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import socket
-import tempfile
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dreamer.engine.backends import activate
-from dreamer.errors import one_line
+from dreamer.errors import DreamerError, InputError, one_line
 
 if TYPE_CHECKING:
     from dreamer.gallery.plan import Job
     from dreamer.gallery.settings import Settings
+
+# Threads encoding finished dreams (GIF, videos, still) while the next group dreams: ffmpeg and gifsicle run as
+# processes, Pillow's quantiser and codecs outside Python's lock. 0: encode each dream before the next starts.
+ENCODERS = 1
+# Renders whose frames may wait to be encoded: the next group dreams only when at most this many are left.
+MAX_WAITING = 4
 
 
 @dataclass
@@ -37,57 +45,77 @@ class Rendered:
     node: str
 
 
-def render_group(sources: list, style, options, on_step=None) -> list:
-    """Render photos of one style together (dreamer.dreaming.render_many) in a temporary folder; a Rendered or the
-    one-line error of each. `sources`: [(name, data)]: `data` the photo's bytes, or None to read `name` itself
-    (a path on this machine, or noise:WxH). Errors name `name`, never the temporary copy."""
+def render_group(sources: list, style, options, dreaming=contextlib.nullcontext()) -> list:
+    """Render photos of one style together, in memory: a Rendered or the one-line error of each. `sources` as
+    dreams() takes them; `dreaming` (a lock) is held while they dream, not while they are encoded."""
+    with dreaming:
+        dreamt = list(dreams(sources, style, options))
+    results = [None] * len(sources)
+    for i, frames, seconds in dreamt:
+        results[i] = frames if isinstance(frames, str) else encoded(frames, style, options, seconds)
+    return results
+
+
+def dreams(sources: list, style, options, on_step=None):
+    """Dream photos of one style together (dreamer.dreaming.dream_many), yielding (index, frames, seconds) as each
+    dream ends, or (index, its one-line error, 0.0). `sources`: [(name, data)]: `data` the photo's bytes, or None
+    to read `name` itself (a path on this machine, or noise:WxH). Errors name `name`."""
     activate()
     from dreamer import dreaming  # TensorFlow loads here, and only when something renders
 
-    with tempfile.TemporaryDirectory(prefix="dreamer-render-") as tmp:
-        inputs, copies = [], {}
-        for i, (name, data) in enumerate(sources):
-            if data is None:
-                inputs.append(name)
-                continue
-            copy = Path(tmp) / f"in{i}" / Path(name).name
-            copy.parent.mkdir()
-            copy.write_bytes(data)
-            inputs.append(copy)
-            copies[str(copy)] = name
-        outputs = [(Path(tmp) / f"out{i}.gif", Path(tmp) / f"out{i}.jpg") for i in range(len(sources))]
+    images, ended = {}, set()
+    for i, (name, data) in enumerate(sources):
         try:
-            results = dreaming.render_many(inputs, style, outputs, options, on_step=on_step)
-        except Exception as exc:  # one render's failure must not stop the gallery
-            results = [exc] * len(sources)
-        return [_as_bytes(result, copies) for result in results]
+            images[i] = _image(name, data, options)
+        except DreamerError as exc:
+            yield i, one_line(exc), 0.0
+    try:
+        for i, frames, seconds in dreaming.dream_many(images, style, options, on_step):
+            ended.add(i)
+            yield i, one_line(frames) if isinstance(frames, Exception) else frames, seconds
+    except Exception as exc:  # one group's failure must not stop the gallery
+        yield from ((i, one_line(exc), 0.0) for i in images if i not in ended)
 
 
-def _as_bytes(result, copies: dict):
-    if isinstance(result, Exception):
-        message = one_line(result)
-        for copy, name in copies.items():
-            message = message.replace(copy, name)
-        return message
-    files = {"gif": result.gif.read_bytes(), "still": result.still.read_bytes()}
-    files |= {role: path.read_bytes() for role, path in result.videos.items()}
-    return Rendered(files, result.frames, result.gif_frames, result.width, result.height, result.seconds,
-                    result.backend, result.precision, socket.gethostname())
+def _image(name: str, data: bytes | None, options) -> tuple:
+    """(the uint8 image to dream at the render size, whether it is static) of a source; InputError naming `name`."""
+    from dreamer.media.images import input_image, load_image, noise_shape, resize_to_long_side
+
+    if data is None:
+        return input_image(name, options.size, options.seed), noise_shape(name, options.size) is not None
+    try:
+        return resize_to_long_side(load_image(data), options.size), False
+    except InputError as exc:
+        raise InputError(name, str(exc).removeprefix(f"{exc.path}: ")) from None
+
+
+def encoded(frames, style, options, seconds: float) -> Rendered | str:
+    """A dream's frames encoded as its files' bytes (dreamer.dreaming.encode): a Rendered, or its one-line error."""
+    from dreamer import dreaming
+
+    try:
+        return Rendered(**vars(dreaming.encode(frames, style, options, seconds)), node=socket.gethostname())
+    except Exception as exc:  # one render's failure must not stop the gallery
+        return one_line(exc)
 
 
 def render_options(settings):
     """The engine's RenderOptions for a gallery's settings."""
-    from dreamer import dreaming
     from dreamer.gallery.settings import video_options
+    from dreamer.options import GifOptions, RenderOptions
 
-    return dreaming.RenderOptions(size=settings.size, seed=settings.seed, batch=settings.batch,
-                                  gif=dreaming.GifOptions(**settings.gif), video=video_options(settings))
+    return RenderOptions(size=settings.size, seed=settings.seed, batch=settings.batch,
+                         gif=GifOptions(**settings.gif), video=video_options(settings))
 
 
 class Serial:
-    """Renders the groups here, one after another, with a progress bar of each group's steps."""
+    """Dreams the groups here, one after another, with a progress bar of each group's steps; `encoders` threads
+    encode finished dreams meanwhile (0: each before the next dream)."""
 
     names_nodes = False  # all on this machine
+
+    def __init__(self, encoders: int = ENCODERS):
+        self.pool = ThreadPoolExecutor(encoders, thread_name_prefix="dreamer-encode") if encoders else None
 
     @staticmethod
     def photos_together(batch) -> int:
@@ -96,16 +124,42 @@ class Serial:
     def run(self, groups, settings):
         from tqdm import tqdm
 
+        options, waiting = render_options(settings), collections.deque()  # (jobs, [Rendered, line or Future])
         for jobs in groups:
-            label = jobs[0].label if len(jobs) == 1 else f"{len(jobs)} photos · {jobs[0].style.name}"
-            with tqdm(total=jobs[0].style.total_steps, desc=label, unit="step", position=1, leave=False,
+            yield from _encoded_groups(waiting, MAX_WAITING)
+            style = jobs[0].style
+            label = jobs[0].label if len(jobs) == 1 else f"{len(jobs)} photos · {style.name}"
+            results = [None] * len(jobs)
+            with tqdm(total=style.total_steps, desc=label, unit="step", position=1, leave=False,
                       dynamic_ncols=True, disable=None) as bar:
-                results = render_group([(str(job.photo.path), None) for job in jobs], jobs[0].style,
-                                       render_options(settings), on_step=_stepper(bar))
-            yield jobs, results
+                for i, frames, seconds in dreams([(str(job.photo.path), None) for job in jobs], style, options,
+                                                 on_step=_stepper(bar)):
+                    results[i] = frames if isinstance(frames, str) else self._encode(frames, style, options, seconds)
+            waiting.append((jobs, results))
+        yield from _encoded_groups(waiting, 0)
+
+    def _encode(self, *dream) -> Future | Rendered | str:
+        """encoded(*dream) on the pool, or here without one."""
+        return self.pool.submit(encoded, *dream) if self.pool else encoded(*dream)
 
     def close(self):
-        pass
+        """Stop encoding: what is queued is dropped, what runs ends on its own (a build stopped mid-way resumes)."""
+        if self.pool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _encoded_groups(waiting: collections.deque, most: int):
+    """Pop and yield (jobs, results) of the groups at the head of `waiting` whose renders are all encoded, after
+    waiting until at most `most` renders of all are left to encode."""
+    while True:
+        left = [r for _, results in waiting for r in results if isinstance(r, Future) and not r.done()]
+        if len(left) > most:
+            wait(left, return_when=FIRST_COMPLETED)
+            continue
+        if not waiting or any(isinstance(r, Future) and not r.done() for r in waiting[0][1]):
+            return
+        jobs, results = waiting.popleft()
+        yield jobs, [r.result() if isinstance(r, Future) else r for r in results]
 
 
 def in_render_order(jobs: list[Job], settings: Settings) -> list[Job]:

@@ -24,8 +24,6 @@ VIDEO_NAMES = tuple(_EVERY_VIDEO.paths("x.gif"))  # a render's videos by role: "
 
 _KEY = re.compile(f"^[0-9a-f]{{{KEY_CHARS}}}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_KEYED = re.compile(f"^({RENDERS}/[0-9a-f]{{{KEY_CHARS}}}(-small)?\\.(gif|jpg|webm|mp4)"
-                    f"|{PHOTOS}/[0-9a-f]{{{KEY_CHARS}}}\\.jpg)$")
 _PAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.html$")
 _STATIC = re.compile(f"^{STATIC}/[^/.\\x00-\\x1f][^/\\x00-\\x1f]*$")  # a theme's file, under its own name
 
@@ -35,12 +33,17 @@ def site_path(name) -> bool:
     photo's file under its key, or a static file; relative, normalised, and nothing above the site."""
     if not isinstance(name, str) or len(name) > 255 or PurePosixPath(name).as_posix() != name:
         return False
-    return name == ".nojekyll" or bool(_PAGE.match(name) or _KEYED.match(name) or _STATIC.match(name))
+    return name == ".nojekyll" or bool(_PAGE.match(name) or keyed(name) or _STATIC.match(name))
 
 
 def keyed(name: str) -> bool:
-    """Whether `name` is a render's or photo's file under its content key (rendered again if it fails to verify)."""
-    return bool(_KEYED.match(name))
+    """Whether `name` is a render's or photo's file under its content key (rendered again if it fails to verify):
+    one of render_files(key) or the photo's, for a key of the right form."""
+    folder, _, file = name.partition("/")
+    key = file.split(".")[0].removesuffix("-small")
+    if not _KEY.match(key):
+        return False
+    return name in render_files(key).values() if folder == RENDERS else name == f"{PHOTOS}/{key}.jpg"
 
 
 def render_files(key: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ from dreamer.files.safety import output_problem
 from dreamer.media.images import noise_shape
 from dreamer.media.video import VideoOptions
 from dreamer.networks import get_style
+from dreamer.options import MAX_SIZE, MIN_SIZE, GifOptions, RenderOptions, defaults, problem
 from dreamer.style import STYLES, Style
 
 DEFAULTS = {
@@ -41,23 +42,12 @@ DEFAULTS = {
     "precision": None,  # "auto", "float32" or "bfloat16" for every style whose table does not set one
     "styles": ["vgg16-eyes", "vgg16-deep", "hed-edges", "effnet-lite0-objects"],
     "style": {},  # name -> inline definition or changes to a zoo style
-    "gif": {
-        "frame_ms": 120,
-        "hold_first_ms": 1200,
-        "hold_last_ms": 2000,
-        "pingpong": False,
-        "palette": "auto",
-        "dither": False,
-        "lossy": 0,  # gifsicle --lossy=N when gifsicle is installed: 40 makes GIFs about 15 % smaller
-    },
+    "gif": defaults(GifOptions),  # each declared in dreamer.options
     "video": {
         "formats": ["webm", "mp4"],  # written beside every GIF, shown by the pages (the GIF without JavaScript)
         "small": 240,  # long side of a second, smaller rendition for the index grid on phones (0: none)
     },
 }
-PALETTES = ("auto", "shared", "per-frame")
-MIN_SIZE, MAX_SIZE = 32, 4096
-MAX_SEED = 2**32 - 1  # numpy's seeds
 
 
 # Where --cluster (or gallery.toml's cluster) renders.
@@ -131,18 +121,20 @@ def create_settings(root=".", source: str = "settings", **overrides) -> Settings
 
 
 def _validated(data: dict, root: Path, source: str) -> Settings:
-    def fail(key, problem):
-        raise ConfigError(f"{source}: {key}: {problem}")
+    def fail(key, line):
+        raise ConfigError(f"{source}: {key}: {line}")
 
     def text(key):
         if not isinstance(data[key], str):
             fail(key, f"must be a string, got {data[key]!r}")
         return data[key]
 
-    def integer(key, value, low, high):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            fail(key, f"must be an integer from {low} to {high}, got {value!r}")
-        return value
+    def declared_as(cls, key, name=None):
+        """data[key] checked against its declaration in `cls` (dreamer.options)."""
+        wrong = problem(cls, key, data[key])
+        if wrong:
+            fail(name or key, wrong)
+        return data[key]
 
     def folder(key):
         value = data[key]
@@ -156,29 +148,24 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
     gif = data["gif"]
     if not isinstance(gif, dict):
         fail("gif", "must be a table of GIF options")
-    for key in ("frame_ms", "hold_first_ms", "hold_last_ms"):
-        integer(f"gif.{key}", gif[key], 10, 60_000)
-    for key in ("pingpong", "dither"):
-        if not isinstance(gif[key], bool):
-            fail(f"gif.{key}", f"must be true or false, got {gif[key]!r}")
-    if gif["lossy"] != 0:
-        integer("gif.lossy", gif["lossy"], 1, 200)
-    if gif["palette"] not in PALETTES:
-        fail("gif.palette", f"must be one of {', '.join(PALETTES)}, got {gif['palette']!r}")
+    for key, value in gif.items():
+        wrong = problem(GifOptions, key, value)
+        if wrong:
+            fail(f"gif.{key}", wrong)
 
     video = _video(data["video"], fail)
     inputs, output = folder("inputs"), folder("output")
     templates = None if data["templates"] is None else folder("templates")
-    problem = output_problem(output, {"the inputs folder": inputs, "the templates folder": templates,
+    clash = output_problem(output, {"the inputs folder": inputs, "the templates folder": templates,
                                       "the project folder": root, "the home folder": Path.home()})
-    if problem:
-        fail("output", problem)
+    if clash:
+        fail("output", clash)
     return Settings(
         title=text("title"), intro=text("intro"), credits=text("credits"), description=text("description"),
         site_url=_site_url(text("site_url"), fail),
         inputs=inputs, static=_static(data["static"], data["size"], fail), output=output, templates=templates,
-        size=integer("size", data["size"], MIN_SIZE, MAX_SIZE),
-        seed=integer("seed", data["seed"], 0, MAX_SEED),
+        size=declared_as(RenderOptions, "size"),
+        seed=declared_as(RenderOptions, "seed"),
         batch=_batch(data["batch"], fail),
         cluster=_cluster(text("cluster"), fail),
         styles=tuple(_rooted(style, root) for style in
@@ -279,8 +266,6 @@ def _styles(names, tables, fail) -> tuple[Style, ...]:
             fail("styles" if table is None else f"style.{name}", str(exc))
         except (TypeError, ValueError) as exc:
             fail(f"style.{name}", f"bad value ({exc})")
-        if styles[-1].precision not in PRECISIONS:
-            fail(f"style.{name}.precision", f"must be one of {', '.join(PRECISIONS)}, got {styles[-1].precision!r}")
     for name in tables:
         if name not in names:
             fail(f"style.{name}", f"defined but not listed in styles; add {name!r} to styles or remove it")
@@ -305,7 +290,7 @@ def _style(name: str, table) -> Style:
         raise StyleError("its name is the table's name; remove the `name` key")
     if base is None:
         return Style.from_dict({"name": name, **table})
-    return Style.from_dict({**get_style(base).to_dict(), **table, "name": name})
+    return get_style(base, **table, name=name)
 
 
 def gallery_inputs(path="gallery.toml") -> Path:

@@ -32,7 +32,8 @@ def prepare_photo(photo: Photo, settings: Settings, files: SiteFiles) -> None:
     an unusable photo gets `photo.error` (one line naming the file)."""
     if photo.error or (photo.key in files.manifest.photos and files.intact(photo.file)):
         return
-    from dreamer.media.gif import save_still
+    from dreamer.files.atomic import write_bytes
+    from dreamer.media.gif import still_bytes
     from dreamer.media.images import input_image
 
     try:
@@ -40,7 +41,7 @@ def prepare_photo(photo: Photo, settings: Settings, files: SiteFiles) -> None:
     except DreamerError as exc:
         photo.error = one_line(exc)
         return
-    save_still(image, settings.output / photo.file)
+    write_bytes(settings.output / photo.file, still_bytes(image))
     files.adopt(photo.file)
     files.manifest.photos[photo.key] = photo_entry(photo, files)
 

@@ -1,16 +1,16 @@
-"""Animated GIFs of a dream (frames in, a looping GIF out) and the final dream as a still."""
+"""Animated GIFs of a dream (frames in, a looping GIF's bytes out) and the final dream as a still."""
 
+import io
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from dreamer.files.atomic import atomic_path
 from dreamer.media.marks import gif_comment, still_exif
+from dreamer.options import PALETTES
 
 # What palette="auto" means. Measured with bench/bench_gif.py (30 frames of 512 px fading
 # skimage's astronaut into a strongly recoloured, rippled version of it, no dithering):
@@ -19,31 +19,28 @@ from dreamer.media.marks import gif_comment, still_exif
 #   one shared MEDIANCUT + k-means palette: 2.27 MB, mean PSNR 28.6 dB
 # The shared palette looks better at a smaller size, so it is the default.
 AUTO_PALETTE = "shared"
-PALETTES = ("auto", "per-frame", "shared")
 # 255 colours leave a free index, which Pillow uses to make unchanged pixels transparent.
 _COLOURS = 255
 # Pixels drawn, evenly over all frames, to compute the shared palette (k-means is costly).
 _SAMPLE_PIXELS = 1 << 14
 _STILL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 # gifsicle's options after the input (`--lossy=N` follows when asked for); its result must keep the comment, the
-# frames and their size (checked: gifsicle IN -O3 --lossy=40 -o OUT).
+# frames and their size (checked: gifsicle - -O3 --lossy=40, the GIF on its stdin, the result on its stdout).
 GIFSICLE_OPTIONS = ("-O3",)
 
 
 @dataclass(frozen=True)
-class GifInfo:
-    """What encode_gif wrote: the file, its frame count, size in pixels and in bytes."""
+class Gif:
+    """An encoded GIF: its bytes, its frame count and size in pixels."""
 
-    path: Path
+    data: bytes
     frames: int
     width: int
     height: int
-    bytes: int
 
 
-def encode_gif(
+def gif_bytes(
     frames,
-    path,
     *,
     frame_ms=120,
     hold_first_ms=1200,
@@ -53,8 +50,8 @@ def encode_gif(
     dither=False,
     lossy=0,
     meta=None,
-) -> GifInfo:
-    """Write `frames` (uint8 H x W x 3 arrays, all one size) to `path` as a GIF that loops forever.
+) -> Gif:
+    """Encode `frames` (uint8 H x W x 3 arrays, all one size) as a GIF that loops forever.
 
     The first and last frames show for `hold_first_ms` and `hold_last_ms`, the others for
     `frame_ms` (GIF stores centiseconds). `pingpong` plays forward then back, without showing
@@ -63,10 +60,9 @@ def encode_gif(
     "shared" (one palette from a sample of all frames) or "auto" (AUTO_PALETTE); `dither`
     turns on Floyd-Steinberg dithering; `lossy` (gifsicle's --lossy, e.g. 40: about 15 % smaller,
     37 dB from the lossless GIF) lets gifsicle trade exactness for size. The GIF's comment marks it as
-    Dreamer's, with `meta` (a dict: what made it). The file is written atomically, then optimised with
-    `gifsicle -O3` when gifsicle is on PATH; its result replaces the GIF only if gifsicle succeeded and the result
-    decodes with the same frames, size and comment, else the GIF stays as Pillow wrote it and one warning line
-    (on stderr) says why.
+    Dreamer's, with `meta` (a dict: what made it). It is optimised with `gifsicle -O3` when gifsicle is on
+    PATH; its result replaces Pillow's only if gifsicle succeeded and the result decodes with the same frames, size
+    and comment, else the GIF stays as Pillow wrote it and one warning line (on stderr) says why.
     """
     if palette not in PALETTES:
         raise ValueError(f"unknown palette {palette!r}; use one of {', '.join(PALETTES)}")
@@ -83,11 +79,10 @@ def encode_gif(
             times.append(ms)
         previous = pixels
 
-    path, comment = Path(path), gif_comment(**(meta or {}))
-    with atomic_path(path) as tmp:
-        images[0].save(tmp, "GIF", save_all=True, append_images=images[1:], duration=times, loop=0, comment=comment)
-        _gifsicle(tmp, lossy, (len(images), width, height), comment, path)
-    return GifInfo(path, len(images), width, height, path.stat().st_size)
+    comment, pillows = gif_comment(**(meta or {})), io.BytesIO()
+    images[0].save(pillows, "GIF", save_all=True, append_images=images[1:], duration=times, loop=0, comment=comment)
+    data = _gifsicle(pillows.getvalue(), lossy, (len(images), width, height), comment)
+    return Gif(data, len(images), width, height)
 
 
 def timeline(count, frame_ms=120, hold_first_ms=1200, hold_last_ms=2000, pingpong=False) -> list[tuple[int, int]]:
@@ -102,18 +97,17 @@ def timeline(count, frame_ms=120, hold_first_ms=1200, hold_last_ms=2000, pingpon
     return [(i, durations[i]) for i in order]
 
 
-def save_still(frame, path, quality=90) -> Path:
-    """Write one uint8 H x W x 3 frame atomically as JPEG, PNG or WebP, chosen by the suffix, marked as
-    Dreamer's in its EXIF."""
-    path = Path(path)
-    fmt = _STILL_FORMATS.get(path.suffix.lower())
+def still_bytes(frame, suffix=".jpg", quality=90) -> bytes:
+    """One uint8 H x W x 3 frame as JPEG, PNG or WebP, chosen by a file's suffix `suffix`, marked as Dreamer's in
+    its EXIF."""
+    fmt = _STILL_FORMATS.get(suffix.lower())
     if fmt is None:
-        raise ValueError(f"{path}: cannot tell the image format; use .jpg, .png or .webp")
+        raise ValueError(f"{suffix or 'no suffix'}: cannot tell the image format; use .jpg, .png or .webp")
     (frame,) = _checked([frame])
-    with atomic_path(path) as tmp:
-        options = {"PNG": {}, "JPEG": {"quality": quality, "optimize": True}}.get(fmt, {"quality": quality})
-        Image.fromarray(frame).save(tmp, fmt, exif=still_exif(), **options)
-    return path
+    options = {"PNG": {}, "JPEG": {"quality": quality, "optimize": True}}.get(fmt, {"quality": quality})
+    encoded = io.BytesIO()
+    Image.fromarray(frame).save(encoded, fmt, exif=still_exif(), **options)
+    return encoded.getvalue()
 
 
 def _checked(frames) -> list:
@@ -150,45 +144,41 @@ def _quantise(frames, palette, dither) -> list:
     return [im.quantize(palette=p, dither=mode) for im, p in zip(images, adaptive)]
 
 
-def _gifsicle(gif: Path, lossy: int, shape: tuple[int, int, int], comment: str, target: Path) -> None:
-    """Optimise `gif` in place with gifsicle (GIFSICLE_OPTIONS, and --lossy=`lossy`) if it is installed. The result
-    replaces `gif` only if gifsicle succeeded and it decodes as `shape` (frames, width, height) with `comment`, the
-    mark; otherwise `gif` stays as it is and one line on stderr says why (naming `target`, the GIF's real name)."""
+def _gifsicle(gif: bytes, lossy: int, shape: tuple[int, int, int], comment: str) -> bytes:
+    """`gif` optimised by gifsicle (GIFSICLE_OPTIONS, and --lossy=`lossy`) if it is installed. Its result is taken
+    only if gifsicle succeeded and it decodes as `shape` (frames, width, height) with `comment`, the mark; otherwise
+    `gif` comes back as it is and one line on stderr says why."""
     exe = shutil.which("gifsicle")
     if exe is None:
-        return
+        return gif
     options = [*GIFSICLE_OPTIONS, *([f"--lossy={lossy}"] if lossy else [])]
-    optimised = gif.with_name(gif.name + ".gifsicle.gif")  # a temp name atomic.temp_target recognises
-    try:
-        problem = _run_gifsicle([exe, str(gif), *options, "-o", str(optimised)])
-        problem = problem or _wrong_gif(optimised, shape, comment)
-        if problem is None:
-            optimised.replace(gif)
-            return
-    finally:
-        optimised.unlink(missing_ok=True)
+    optimised, problem = _run_gifsicle([exe, "-", *options], gif)
+    problem = problem or _wrong_gif(optimised, shape, comment)
+    if problem is None:
+        return optimised
     problem = " ".join(problem.split())
-    print(f"warning: gifsicle {' '.join(options)} failed on {target}: {problem}; kept the GIF unoptimised",
-          file=sys.stderr)
+    print(f"warning: gifsicle {' '.join(options)} failed: {problem}; kept the GIF unoptimised", file=sys.stderr)
+    return gif
 
 
-def _run_gifsicle(command: list[str]) -> str | None:
-    """Run gifsicle: None if it succeeded, else why not (its first line of errors)."""
+def _run_gifsicle(command: list[str], gif: bytes) -> tuple[bytes, str | None]:
+    """Run gifsicle on `gif` (its stdin): (its stdout, None) if it succeeded, else (b"", why not: its first line of
+    errors)."""
     try:
-        done = subprocess.run(command, capture_output=True, timeout=300)
+        done = subprocess.run(command, input=gif, capture_output=True, timeout=300)
     except (OSError, subprocess.SubprocessError) as exc:
-        return f"could not run it ({exc})"
+        return b"", f"could not run it ({exc})"
     if done.returncode == 0:
-        return None
+        return done.stdout, None
     said = done.stderr.decode("utf-8", "replace").strip().splitlines()
-    return f"exit {done.returncode}" + (f" ({said[0].strip()})" if said else "")
+    return b"", f"exit {done.returncode}" + (f" ({said[0].strip()})" if said else "")
 
 
-def _wrong_gif(path: Path, shape: tuple[int, int, int], comment: str) -> str | None:
-    """What is wrong with gifsicle's result at `path`: None if it decodes as `shape` with `comment`."""
+def _wrong_gif(gif: bytes, shape: tuple[int, int, int], comment: str) -> str | None:
+    """What is wrong with gifsicle's result `gif`: None if it decodes as `shape` with `comment`."""
     try:
-        found = decode_gif(path)
-        with Image.open(path) as image:
+        found = decode_gif(io.BytesIO(gif))
+        with Image.open(io.BytesIO(gif)) as image:
             kept = image.info.get("comment", b"").decode("utf-8", "replace")
     except Exception as exc:  # Pillow raises many types on bad data
         return f"its result does not decode as a GIF ({type(exc).__name__}: {exc})"
@@ -200,8 +190,8 @@ def _wrong_gif(path: Path, shape: tuple[int, int, int], comment: str) -> str | N
 
 
 def decode_gif(path) -> tuple[int, int, int]:
-    """(frames, width, height) of a GIF, every frame decoded; raises (ValueError, or what Pillow raises) unless
-    it is a whole GIF."""
+    """(frames, width, height) of a GIF (a path or a binary file), every frame decoded; raises (ValueError, or what
+    Pillow raises) unless it is a whole GIF."""
     with Image.open(path) as gif:
         if gif.format != "GIF":
             raise ValueError(f"is {gif.format}, not a GIF")

@@ -4,16 +4,19 @@ Video has one frame rate, the GIF a duration per frame: each frame is repeated f
 of the largest common step of all durations (25 frames a second for 120, 1200 and 2000 ms), no finer than
 MIN_TICK_MS. Repeated frames cost the encoders almost nothing. yuv420p needs even sides: an odd last row or
 column is dropped. The file's comment tag carries Dreamer's mark, as a GIF's comment does; the same frames
-give the same bytes.
+give the same bytes. ffmpeg writes into a file in memory (Linux's memfd; elsewhere a temporary file), read back as
+bytes: an MP4's index goes at the front once the rest is written, so ffmpeg needs a file it can seek, not a pipe.
 """
 
+import contextlib
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dreamer.files.atomic import atomic_path
 from dreamer.media.marks import gif_comment
 
 MIN_TICK_MS = 20  # 50 frames a second at most
@@ -34,26 +37,29 @@ class VideoOptions:
     formats: tuple = ()
     small: int = 0
 
-    def paths(self, gif) -> dict[str, tuple[Path, int | None]]:
-        """{name: (path, long side or None)} of the videos beside `gif` (x.gif: x.webm, x-small.webm, ...),
-        named "webm", "mp4", "webm-small", "mp4-small"."""
-        gif = Path(gif)
-        videos = {fmt: (gif.with_suffix(f".{fmt}"), None) for fmt in self.formats}
+    def renditions(self) -> dict[str, tuple[str, int | None]]:
+        """{name: (format, long side or None)} of the videos, named "webm", "mp4", "webm-small", "mp4-small"."""
+        videos = {fmt: (fmt, None) for fmt in self.formats}
         if self.small:
-            videos |= {f"{fmt}-small": (gif.with_name(f"{gif.stem}-small.{fmt}"), self.small) for fmt in self.formats}
+            videos |= {f"{fmt}-small": (fmt, self.small) for fmt in self.formats}
         return videos
+
+    def paths(self, gif) -> dict[str, tuple[Path, int | None]]:
+        """{name: (path, long side or None)} of the videos beside `gif` (x.gif: x.webm, x-small.webm, ...)."""
+        gif = Path(gif)
+        return {name: (gif.with_name(f"{gif.stem}{name.removeprefix(fmt)}.{fmt}"), side)
+                for name, (fmt, side) in self.renditions().items()}
 
 
 @dataclass(frozen=True)
-class VideoInfo:
-    """What encode_video wrote: the file, its size in pixels and bytes, its frame rate and length."""
+class Video:
+    """An encoded video: its bytes, its size in pixels, its frame rate and length."""
 
-    path: Path
+    data: bytes
     width: int
     height: int
     fps: float
     seconds: float
-    bytes: int
 
 
 def tick_ms(durations) -> int:
@@ -71,17 +77,15 @@ def frame_times(durations) -> list[float]:
     return starts
 
 
-def encode_video(frames, path, shown, fmt=None, long_side=None, meta=None) -> VideoInfo:
-    """Write `frames` (uint8 H x W x 3) as an MP4 or a WebM (`fmt`, else from the suffix): `shown` is the GIF's
-    [(frame index, milliseconds)] in play order (animate.timeline). `long_side` scales the frames down first
-    (a smaller rendition, encoded SMALL_CRF_STEP coarser). Atomic: a temp file, then a rename."""
+def video_bytes(frames, shown, fmt, long_side=None, meta=None) -> Video:
+    """Encode `frames` (uint8 H x W x 3) as an MP4 or a WebM (`fmt`, "mp4" or "webm"): `shown` is the GIF's
+    [(frame index, milliseconds)] in play order (dreamer.media.gif.timeline). `long_side` scales the frames down
+    first (a smaller rendition, encoded SMALL_CRF_STEP coarser)."""
     import imageio_ffmpeg
     from PIL import Image
 
-    path = Path(path)
-    fmt = fmt or path.suffix.lstrip(".").lower()
     if fmt not in _CODECS:
-        raise ValueError(f"{path}: a video is .mp4 or .webm")
+        raise ValueError(f"{fmt}: a video is mp4 or webm")
     height, width = frames[0].shape[:2]
     if long_side and long_side < max(height, width):
         scale = long_side / max(height, width)
@@ -96,8 +100,8 @@ def encode_video(frames, path, shown, fmt=None, long_side=None, meta=None) -> Vi
         params = [*params[:crf], str(int(params[crf]) + SMALL_CRF_STEP), *params[crf + 1:]]
     # bitexact: no random container IDs or version tags, so that the same frames give the same bytes
     params = [*params, "-fflags", "+bitexact", "-metadata", f"comment={gif_comment(**(meta or {}))}", "-f", fmt]
-    with atomic_path(path) as tmp:
-        writer = imageio_ffmpeg.write_frames(str(tmp), even, fps=1000 / tick, codec=codec, quality=None,
+    with _memory_file() as (file, name):
+        writer = imageio_ffmpeg.write_frames(name, even, fps=1000 / tick, codec=codec, quality=None,
                                              macro_block_size=2, ffmpeg_log_level="error", output_params=params)
         writer.send(None)
         ticks = 0
@@ -107,4 +111,18 @@ def encode_video(frames, path, shown, fmt=None, long_side=None, meta=None) -> Vi
                 writer.send(frame)
                 ticks += 1
         writer.close()
-    return VideoInfo(path, even[0], even[1], 1000 / tick, ticks * tick / 1000, path.stat().st_size)
+        file.seek(0)
+        data = file.read()
+    return Video(data, even[0], even[1], 1000 / tick, ticks * tick / 1000)
+
+
+@contextlib.contextmanager
+def _memory_file():
+    """(a file open for reading, the name ffmpeg writes it by): a memfd where the system has one (ffmpeg opens it
+    through /proc), else a temporary file."""
+    if hasattr(os, "memfd_create") and os.path.isdir(f"/proc/{os.getpid()}/fd"):
+        with os.fdopen(os.memfd_create("dreamer-video"), "rb") as file:
+            yield file, f"/proc/{os.getpid()}/fd/{file.fileno()}"
+        return
+    with tempfile.NamedTemporaryFile(prefix="dreamer-", suffix=".video") as file:
+        yield file, file.name

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dreamer.errors import StyleError, closest
 from dreamer.networks.registry import NETWORKS, KerasNetwork, Network, check_layers, register
-from dreamer.style import STYLES, Style
+from dreamer.style import PAINTING_STEP_SIZE, STYLES, Style
 
 __all__ = ["NETWORKS", "KerasNetwork", "Network", "all_styles", "builtin_names", "check_layers", "class_names",
            "fetch_weights", "get_style", "load_network", "network", "register"]
@@ -52,8 +52,31 @@ def all_styles() -> dict[str, Style]:
     return {**STYLES, **{s.name: s for s in trained.styles() if s.name not in STYLES}}
 
 
-def get_style(name: str) -> Style:
-    """The style called `name` (the zoo's or a trained network's), or a one-line StyleError with the closest."""
+def get_style(style: str | Style, **changes) -> Style:
+    """The style to dream, resolved in this one place for the CLI, the gallery, the library and the server: `style`
+    (a name: the zoo's or a trained network's; or a Style) with `changes` to its parameters (None leaves one as it
+    is), checked. A painting given without a step size takes steps of PAINTING_STEP_SIZE at least (style.py says
+    why); a class must be one the network knows. StyleError (one line) names the first problem."""
+    base = style if isinstance(style, Style) else _named(style)
+    changes = {key: value for key, value in changes.items() if value is not None}
+    if not changes:
+        return base.validated()
+    if changes.get("style_image") and "step_size" not in changes:
+        changes["step_size"] = max(base.step_size, PAINTING_STEP_SIZE)
+    if changes.get("target_class") not in (None, ""):
+        if not base.target_class:
+            raise StyleError(f"style {base.name!r} has no class to change; pick a class style such as "
+                             "effnet-lite0-class")
+        from dreamer.engine.objectives import class_logit
+
+        class_logit(str(changes["target_class"]), classes=class_names(base.network))  # an unknown class: one line
+    return Style.from_dict({**base.to_dict(), **changes})
+
+
+def _named(name) -> Style:
+    """The style called `name`, or a one-line StyleError with the closest."""
+    if not isinstance(name, str):
+        raise StyleError(f"a style is a style's name or a Style, not {type(name).__name__}")
     styles = STYLES if name in STYLES else all_styles()
     try:
         return styles[name]

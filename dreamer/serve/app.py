@@ -21,6 +21,7 @@ from starlette.routing import Match
 from dreamer.errors import DreamerError, closest, one_line
 from dreamer.gallery.settings import Settings
 from dreamer.media.images import resize_to_long_side
+from dreamer.networks import get_style
 from dreamer.serve import studio
 from dreamer.serve.dreams import FINISHED, Changes, Dream, DreamQueue, dream_key, noise_sha256
 from dreamer.serve.limits import Limits, Refused, noise_size, read_photo
@@ -166,7 +167,7 @@ def _styles(names: list[str], styles: dict[str, Style], steps: int | None) -> li
             raise Refused(422, f"styles: {name[:60]!r} is not a style"
                                f"{closest(name, styles, 'GET /api/styles lists them')}")
     try:
-        return [styles[name].replace(steps=steps) if steps else styles[name] for name in names]
+        return [get_style(styles[name], steps=steps) for name in names]
     except DreamerError as exc:
         raise Refused(422, f"steps: {one_line(exc)}") from None
 

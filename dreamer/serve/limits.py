@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from dreamer.errors import InputError, one_line
-from dreamer.gallery.settings import MIN_SIZE
+from dreamer.options import MIN_SIZE
 from dreamer.media.images import DEFAULT_MAX_PIXELS, MAX_ASPECT_RATIO, load_image
 
 FORMATS = {"JPEG", "MPO", "PNG", "GIF", "WEBP", "TIFF", "BMP"}  # what Pillow names the types we take
