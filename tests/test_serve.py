@@ -27,12 +27,14 @@ TINY = {"styles": "vgg16-textures", "size": "48", "steps": "3"}  # 4 octaves of 
 
 
 class Server:
-    """A `dreamer serve --port 0` process; `url` is the address it printed (its token included, if any)."""
+    """A `dreamer serve --port 0` process keeping its dreams in `folder`/dreams; `url` is the address it printed (its
+    token included, if any)."""
 
     def __init__(self, folder, *args):
         self.stderr = folder / "stderr.txt"
         with open(self.stderr, "w") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "dreamer", "serve", "--port", "0", *args],
+            self.process = subprocess.Popen([sys.executable, "-m", "dreamer", "serve", "--port", "0",
+                                             "--cache", str(folder / "dreams"), *args],
                                             cwd=folder, env={**os.environ, "PYTHONPATH": str(REPO)},
                                             stdout=subprocess.PIPE, stderr=err, text=True)
         self.url = self.process.stdout.readline().strip()

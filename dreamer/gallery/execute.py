@@ -3,10 +3,12 @@
 
 An executor's `run(groups)` yields (jobs, results) as groups finish: a result is a Rendered (the files as
 bytes and what made them) or a one-line error. It writes nothing into the site: dreamer.gallery.write does.
+A render that `dreamer serve` finished and keeps in its store is taken from there instead (`served`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -73,6 +75,28 @@ def _as_bytes(result, copies: dict):
     files |= {role: path.read_bytes() for role, path in result.videos.items()}
     return Rendered(files, result.frames, result.gif_frames, result.width, result.height, result.seconds,
                     result.backend, result.precision, socket.gethostname())
+
+
+def served(key: str, roles) -> Rendered | None:
+    """The render of `key` that `dreamer serve` keeps in its store (dreamer.serve.store.default_folder), as if it
+    had rendered here: a file in each of `roles` ("gif", "still", "webm", ...), every one's bytes the sha256 its
+    record names; else None."""
+    from dreamer.serve.store import Store, default_folder
+
+    entry = Store(default_folder(), 0).read(key)
+    if entry is None or not set(roles) <= set(entry.files):
+        return None
+    files = {}
+    for role in roles:
+        try:
+            files[role] = entry.files[role].read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(files[role]).hexdigest() != entry.record["files"][role]["sha256"]:
+            return None
+    facts = entry.record
+    return Rendered(files, facts["frames"], facts["gif_frames"], facts["width"], facts["height"], facts["seconds"],
+                    facts["backend"], facts["precision"], socket.gethostname())
 
 
 def render_options(settings):
