@@ -1,2 +1,2 @@
-"""The `dreamer` commands that stand on their own, one module each: `build` (a gallery's site) and `init` (a new
-gallery); dreamer.cli wires them in beside render, styles, layers, train and fetch."""
+"""The `dreamer` commands, one module a verb: HELP (its line in `dreamer --help`), arguments(parser) where it takes
+any, and run(args) -> exit status. dreamer.cli wires them together."""

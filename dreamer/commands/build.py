@@ -18,8 +18,10 @@ from pathlib import Path
 
 from dreamer.errors import DreamerError
 
+HELP = "build the gallery's site: render what changed, write the pages"
 
-def arguments(parser: argparse.ArgumentParser, config: Path) -> argparse.ArgumentParser:
+
+def arguments(parser: argparse.ArgumentParser, config: Path = Path("gallery.toml")) -> argparse.ArgumentParser:
     """The build's options on `parser`; `config` is the gallery.toml used without --config."""
     parser.add_argument("--config", type=Path, default=config, help=f"settings file ({config})")
     parser.add_argument("--force", action="store_true", help="render again even what is up to date")

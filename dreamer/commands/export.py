@@ -8,15 +8,21 @@ from pathlib import Path
 
 from dreamer.errors import DreamerError
 
+HELP = "write a style as a TensorFlow SavedModel for TensorFlow Serving"
+
 
 def arguments(parser) -> None:
+    """`dreamer export`'s arguments on `parser`."""
     parser.add_argument("style", help="the style to export (`dreamer styles` lists them)")
     parser.add_argument("folder", type=Path, metavar="DIR",
                         help="a new folder for the SavedModel (TensorFlow Serving reads MODELS/NAME/1 as version 1)")
-    parser.set_defaults(backend="tensorflow")  # the graph is TensorFlow's, whatever KERAS_BACKEND says
 
 
 def run(args) -> int:
+    """Export the style into the new folder, whole or not at all."""
+    from dreamer.engine.backends import activate
+
+    activate("tensorflow")  # the graph is TensorFlow's, whatever KERAS_BACKEND says
     from dreamer.export import check_exportable, export
     from dreamer.networks import get_style
 

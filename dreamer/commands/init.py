@@ -12,6 +12,13 @@ STARTER = Path(__file__).resolve().parent.parent / "starter"  # package data
 FILES = {"gallery.toml": "gallery.toml", "inputs/CREDITS.md": "CREDITS.md",
          ".github/workflows/pages.yml": "pages.yml", ".gitignore": "gitignore"}
 
+HELP = "start a new gallery in FOLDER: gallery.toml, inputs/, the Pages workflow"
+
+
+def arguments(parser) -> None:
+    """`dreamer init`'s argument on `parser`."""
+    parser.add_argument("folder", type=Path, metavar="FOLDER", help="a new or empty folder")
+
 
 def run(args) -> int:
     """Write the new gallery in args.folder; DreamerError (one line, nothing written) if a file is there."""

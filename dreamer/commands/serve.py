@@ -14,6 +14,8 @@ from dreamer.errors import DreamerError
 
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}  # served without a token
 
+HELP = "the studio and the dream API: watch photos dream, live"
+
 
 def arguments(parser) -> None:
     from dreamer.serve.limits import Limits
