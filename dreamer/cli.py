@@ -1,14 +1,14 @@
 """The `dreamer` command: one module a verb in dreamer.commands (render, styles, layers, train, networks, build,
-serve, init, fetch), each with its HELP, its arguments and its run."""
+serve, export, init, fetch), each with its HELP, its arguments and its run."""
 
 import argparse
 import sys
 
-from dreamer.commands import build, fetch, init, layers, networks, render, serve, styles, train
+from dreamer.commands import build, export, fetch, init, layers, networks, render, serve, styles, train
 from dreamer.errors import DreamerError
 
 VERBS = {"render": render, "styles": styles, "layers": layers, "train": train, "networks": networks,
-         "build": build, "serve": serve, "init": init, "fetch": fetch}
+         "build": build, "serve": serve, "export": export, "init": init, "fetch": fetch}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -182,14 +182,18 @@ def render(input_name, style, out_gif, still=None, options: RenderOptions = Rend
     return save(frames, style, out_gif, still, options, time.perf_counter() - started)
 
 
+def canvas(shape: tuple, stepper, schedule: Schedule) -> tuple:
+    """What an image of `shape` (H, W) dreams on: its shape, or the stepper's canvas where the stepper pads the
+    octaves of a render to one. Images of one canvas can dream together."""
+    octaves = octave_shapes(*shape, schedule.octaves, schedule.octave_scale)
+    return stepper.canvas(octaves, schedule.tile_size) or tuple(shape)
+
+
 def _together(images: dict, stepper, schedule: Schedule) -> list[tuple[tuple, list]]:
-    """(the images' shape, or the stepper's canvas, and their keys) for the images that can dream together:
-    those of one size, or of one canvas where the stepper pads the octaves of a render to one."""
+    """(the images' canvas, and their keys) for the images that can dream together."""
     groups = {}
     for i, image in images.items():
-        shape = image.shape[:2]
-        octaves = octave_shapes(*shape, schedule.octaves, schedule.octave_scale)
-        groups.setdefault(stepper.canvas(octaves, schedule.tile_size) or shape, []).append(i)
+        groups.setdefault(canvas(image.shape[:2], stepper, schedule), []).append(i)
     return list(groups.items())
 
 

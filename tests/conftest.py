@@ -17,6 +17,14 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def own_dream_store(tmp_path_factory):
+    """Builds (here and in the processes tests start) reuse served dreams from a store of the tests' own, never
+    from the user's: $DREAMER_DREAMS names it (dreamer.serve.store)."""
+    os.environ["DREAMER_DREAMS"] = str(tmp_path_factory.mktemp("dreams"))
+    yield
 TINY_TOML = """\
 title = "Tiny <gallery> & friends"
 intro = "A test gallery."

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -27,12 +28,14 @@ TINY = {"styles": "vgg16-textures", "size": "48", "steps": "3"}  # 4 octaves of 
 
 
 class Server:
-    """A `dreamer serve --port 0` process; `url` is the address it printed (its token included, if any)."""
+    """A `dreamer serve --port 0` process keeping its dreams in `folder`/dreams; `url` is the address it printed (its
+    token included, if any)."""
 
     def __init__(self, folder, *args):
         self.stderr = folder / "stderr.txt"
         with open(self.stderr, "w") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "dreamer", "serve", "--port", "0", *args],
+            self.process = subprocess.Popen([sys.executable, "-m", "dreamer", "serve", "--port", "0",
+                                             "--cache", str(folder / "dreams"), *args],
                                             cwd=folder, env={**os.environ, "PYTHONPATH": str(REPO)},
                                             stdout=subprocess.PIPE, stderr=err, text=True)
         self.url = self.process.stdout.readline().strip()
@@ -163,14 +166,22 @@ def test_bad_uploads_and_options_get_a_4xx_of_one_line_and_the_server_goes_on(se
 
 
 def _raw(server, request: bytes, body_chunks=()):
-    """Send `request` (then `body_chunks`) on a fresh connection without finishing the body; the answer, read until
-    the server closes the connection."""
+    """Send `request` (then `body_chunks`, until the server answers) on a fresh connection without finishing the
+    body; the answer, read until the server closes the connection. The answer is read as soon as it comes: a server
+    that closes with our bytes unread resets the connection, and a reset drops what we had not read."""
     address = urlsplit(server.base)
+    answer = b""
     with socket.create_connection((address.hostname, address.port), timeout=60) as conn:
-        conn.sendall(request)
-        for chunk in body_chunks:
-            conn.sendall(chunk)
-        answer = b"".join(iter(lambda: conn.recv(65536), b""))
+        try:
+            conn.sendall(request)
+            for chunk in body_chunks:
+                if select.select([conn], [], [], 0)[0]:
+                    break
+                conn.sendall(chunk)
+            for data in iter(lambda: conn.recv(65536), b""):
+                answer += data
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # after the answer: the server closed on the body it would not read
     return answer.decode("latin-1")
 
 

@@ -1,7 +1,10 @@
-"""`dreamer serve`: the studio and the dream API on one address, 127.0.0.1 unless told otherwise. Any other
-address needs a token, made at start and printed once inside the URL (as Jupyter does); the socket is bound
-(port 0: the system picks one) before the URL is printed, so the URL is the one that serves."""
+"""`dreamer serve`: the studio and the dream API on one address, 127.0.0.1 unless told otherwise; in a gallery's
+folder also its site at `/`, rebuilt as you edit (dreamer.serve.preview). Any other address needs a token, made at
+start and printed once inside the URL (as Jupyter does); the socket is bound (port 0: the system picks one) before the
+URL is printed, so the URL is the one that serves."""
 
+import argparse
+import os
 import secrets
 import socket
 import sys
@@ -28,6 +31,16 @@ def arguments(parser) -> None:
     parser.add_argument("--max-steps", type=int, default=defaults.max_steps, help="most steps per octave")
     parser.add_argument("--max-per-client", type=int, default=defaults.max_per_client,
                         help="dreams one client may have queued or running")
+    parser.add_argument("--max-batch", type=_max_batch, default=None,
+                        help="dreams of one style and canvas dreamed as one batch: a number, or auto (the gallery's "
+                             "batch setting, itself auto by default: 4 on a CPU, what memory holds on a GPU)")
+    parser.add_argument("--max-wait-ms", type=int, default=defaults.max_wait_ms,
+                        help=f"how long a batch that is not full waits for more dreams ({defaults.max_wait_ms})")
+    parser.add_argument("--cache", type=Path, metavar="DIR",
+                        help="the folder of finished dreams, kept across restarts ($DREAMER_DREAMS, else dreams/ in "
+                             "the Dreamer cache folder)")
+    parser.add_argument("--cache-size", type=int, default=2048, metavar="MIB",
+                        help="at most this many MiB of finished dreams (2048); the least recently used go first")
 
 
 def run(args) -> int:
@@ -44,25 +57,49 @@ def run(args) -> int:
     from dreamer.serve.limits import Limits
 
     token = _token(args.host, args.no_token)
-    settings = _settings(args.config)
-    limits = Limits(max_size=args.max_size, max_steps=args.max_steps, max_per_client=args.max_per_client)
+    settings, gallery = _settings(args.config)
+    limits = Limits(max_size=args.max_size, max_steps=args.max_steps, max_per_client=args.max_per_client,
+                    max_batch=args.max_batch or settings.batch, max_wait_ms=args.max_wait_ms)
     for option, value, low, high in [("--port", args.port, 0, 65535), ("--max-size", args.max_size, MIN_SIZE, MAX_SIZE),
                                      ("--max-steps", args.max_steps, 1, 10_000),
-                                     ("--max-per-client", args.max_per_client, 1, limits.max_queue)]:
+                                     ("--max-per-client", args.max_per_client, 1, limits.max_queue),
+                                     ("--max-wait-ms", args.max_wait_ms, 0, 10_000)]:
         if not low <= value <= high:
             raise DreamerError(f"{option} {value}: use {low} to {high}")
+    if args.cache_size < 1:
+        raise DreamerError(f"--cache-size {args.cache_size}: use 1 (MiB) or more")
+    from dreamer.serve.store import ENV, Store, default_folder
+
+    store = Store(args.cache or default_folder(), args.cache_size * 2**20)
+    interrupted = store.open()
+    os.environ[ENV] = str(store.folder)  # the gallery's builds (dreamer.serve.preview) reuse its dreams
     address = args.host.strip("[]")
     try:
         sock = socket.create_server((address, args.port), family=socket.AF_INET6 if ":" in address else socket.AF_INET)
     except OSError as exc:
         raise DreamerError(f"cannot listen on {args.host} port {args.port} ({exc.strerror or exc})") from None
+    # no Nagle: an answer's headers and body leave at once (else a kept-alive connection waits 40 ms for each
+    # answer, for the client's delayed ACK); the connections it accepts inherit it
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     activate()
-    app = create_app(settings, _styles(settings), limits, hosts=LOCAL_NAMES | {address.lower()}, token=token)
+    app = create_app(settings, _styles(settings), limits, store, hosts=LOCAL_NAMES | {address.lower()}, token=token,
+                     gallery=gallery, interrupted=interrupted)
     host = f"[{address}]" if ":" in address else address
+    if gallery:
+        print(f"the site of {gallery} at http://{host}:{sock.getsockname()[1]}/, rebuilt as you edit", file=sys.stderr)
     print(f"http://{host}:{sock.getsockname()[1]}/studio" + (f"?token={token}" if token else ""), flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
                                   timeout_graceful_shutdown=2)).run(sockets=[sock])
     return 0
+
+
+def _max_batch(text: str):
+    from dreamer.engine.batching import check_batch
+
+    try:
+        return check_batch(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: use {exc}") from None
 
 
 def _token(host: str, no_token: bool) -> str | None:
@@ -75,14 +112,15 @@ def _token(host: str, no_token: bool) -> str | None:
 
 
 def _settings(config: Path | None):
-    """The gallery's settings (its size, seed, GIF options and styles), or the defaults where there is none."""
+    """The gallery's settings (its size, seed, GIF options and styles) and its gallery.toml, or the defaults and None
+    where there is none."""
     from dreamer.gallery.settings import create_settings, load
 
     path = config or Path("gallery.toml")
     if config is None and not path.exists():
-        print("no gallery.toml here: serving with the default settings", file=sys.stderr)
-        return create_settings()
-    return load(path)
+        print("no gallery.toml here: serving with the default settings, and no site", file=sys.stderr)
+        return create_settings(), None
+    return load(path), path
 
 
 def _styles(settings) -> dict:

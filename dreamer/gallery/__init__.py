@@ -93,6 +93,11 @@ def _build(plan: Plan, out, executor) -> Summary:
             job.status, job.message = "failed", job.photo.error
         elif job.action != "render":
             job.status = {"reuse": "reused", "skip": "skipped"}[job.action]
+            if job.served is not None:  # finished by `dreamer serve`: its files are written, not rendered again
+                try:
+                    record(job, job.served, settings, files)
+                except OSError as exc:
+                    job.status, job.message = "failed", f"{job.label}: {exc.filename}: {exc.strerror or exc}"
 
     # Forget what is no longer referenced, show the site as it is, then delete the old files.
     keys = {j.key for j in plan.jobs}

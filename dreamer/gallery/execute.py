@@ -4,12 +4,14 @@ encodes a render's files on ENCODERS threads while the next group dreams.
 
 An executor's `run(groups)` yields (jobs, results) as groups finish, in order: a result is a Rendered (the files as
 bytes and what made them) or a one-line error. It writes nothing into the site: dreamer.gallery.write does.
+A render that `dreamer serve` finished and keeps in its store is taken from there instead (`served`).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import socket
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -97,6 +99,28 @@ def encoded(frames, style, options, seconds: float) -> Rendered | str:
         return Rendered(**vars(dreaming.encode(frames, style, options, seconds)), node=socket.gethostname())
     except Exception as exc:  # one render's failure must not stop the gallery
         return one_line(exc)
+
+
+def served(key: str, roles) -> Rendered | None:
+    """The render of `key` that `dreamer serve` keeps in its store (dreamer.serve.store.default_folder), as if it
+    had rendered here: a file in each of `roles` ("gif", "still", "webm", ...), every one's bytes the sha256 its
+    record names; else None."""
+    from dreamer.serve.store import Store, default_folder
+
+    entry = Store(default_folder(), 0).read(key)
+    if entry is None or not set(roles) <= set(entry.files):
+        return None
+    files = {}
+    for role in roles:
+        try:
+            files[role] = entry.files[role].read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(files[role]).hexdigest() != entry.record["files"][role]["sha256"]:
+            return None
+    facts = entry.record
+    return Rendered(files, facts["frames"], facts["gif_frames"], facts["width"], facts["height"], facts["seconds"],
+                    facts["backend"], facts["precision"], socket.gethostname())
 
 
 def render_options(settings):

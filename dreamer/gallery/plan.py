@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dreamer.files.safety import Inputs, UnsafeWrite
 from dreamer.gallery import recover
+from dreamer.gallery.execute import Rendered, served
 from dreamer.gallery.files import MANIFEST, PHOTOS, RENDERS, STATE, SiteFiles
 from dreamer.gallery.keys import file_digest, photo_key, render_key
 from dreamer.gallery.manifest import Manifest
@@ -49,6 +50,7 @@ class Job:
     action: str  # "render", "reuse", or "skip" (not selected by --only, nothing rendered yet)
     status: str = "pending"  # then "rendered", "reused", "failed" or "skipped"
     message: str = ""
+    served: Rendered | None = None  # to reuse from `dreamer serve`'s store (execute.served): written, not rendered
 
     @property
     def gif(self) -> str:
@@ -141,6 +143,9 @@ def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
     files.settle_claims(wanted)
     for job in jobs:
         cached = job.key is not None and _rendered(files, job, settings)
+        if job.key is not None and not (cached or force):
+            job.served = served(job.key, job.roles(settings))
+            cached = job.served is not None
         selected = not only or bool({job.style.name, job.photo.name, job.photo.path.stem} & only)
         job.action = "render" if selected and (force or not cached) else "reuse" if cached else "skip"
 

@@ -3,7 +3,9 @@
     app.py       the FastAPI app: the API's routes and its error replies
     dreams.py    the dream queue and its one render worker thread (calls dreamer.dream())
     limits.py    the server's bounds: upload bytes and pixels, sizes, steps, queue places; photos checked
-    security.py  the ASGI guard: Host header, token, body size, security headers
+    store.py     finished dreams on disk by render key (verified, least recently used evicted); the journal
+    inputs.py    a served photo added to the gallery's inputs/ (a build then reuses the dream from the store)
+    security.py  the ASGI guard: Host header, event streams' Origin, token, body size, security headers
     studio.py    the studio page and its static files
     schema.py    the API's JSON shapes (for /openapi.json)
 

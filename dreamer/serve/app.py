@@ -1,12 +1,13 @@
 """The API: list styles, create dreams (202, an id a style), a dream's status, its frames as Server-Sent Events,
-its GIF and still, cancel. Every refusal is a 4xx of one line, {"error": "..."}; the Guard wraps it all."""
+its GIF, still and videos, cancel, add its photo to the gallery. Every refusal is a 4xx of one line,
+{"error": "..."}; the Guard wraps it all."""
 
 import asyncio
 import base64
 import contextlib
 import hashlib
 import json
-import tempfile
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -22,38 +23,46 @@ from dreamer.errors import DreamerError, closest, one_line
 from dreamer.gallery.settings import Settings
 from dreamer.media.images import resize_to_long_side
 from dreamer.networks import get_style
-from dreamer.serve import studio
+from dreamer.serve import preview, studio
 from dreamer.serve.dreams import FINISHED, Changes, Dream, DreamQueue, dream_key, noise_sha256
+from dreamer.serve.inputs import add_photo, suffix_of
 from dreamer.serve.limits import Limits, Refused, noise_size, read_photo
-from dreamer.serve.schema import PROBLEMS, Created, DreamStatus, Problem, StyleInfo
+from dreamer.serve.schema import PROBLEMS, AddedToGallery, Created, DreamStatus, Problem, StyleInfo
 from dreamer.serve.security import Guard
+from dreamer.serve.store import Store
 from dreamer.style import Style
 
 MAX_STREAMED = 32  # dreams in one event stream (the studio's page: one stream for all its cards)
+STREAMS = re.compile(r"^/api/(events|preview/events|dreams/[^/]+/events)$")  # event streams: the Guard checks Origin
+DISCONNECTED_S = 2.0  # a dream whose streams all closed is cancelled after this, unless one opens again (a page
+# that reopens its stream for new cards, a browser reconnecting)
+VIDEOS = {"webm": "video/webm", "mp4": "video/mp4"}  # the videos served, of those the gallery's [video] settings make
 DECODING = 2  # uploads decoded at once: a 50-megapixel photo takes 150 MB while it is
 # What a client (and schemathesis) may do with the first dream a POST made.
 LINKS = {operation: {"operationId": operation, "parameters": {"dream_id": "$response.body#/dreams/0/id"}}
-         for operation in ("dream_status", "dream_events", "dream_gif", "dream_still", "cancel_dream")}
+         for operation in ("dream_status", "dream_events", "dream_gif", "dream_still", "dream_webm", "dream_mp4",
+                           "cancel_dream", "add_to_gallery")}
 
 
-def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, *, hosts: set[str],
-               token: str | None):
-    """The served ASGI app: the API and the studio behind the Guard."""
+def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, store: Store, *, hosts: set[str],
+               token: str | None, gallery: Path | None = None, interrupted=()):
+    """The served ASGI app: the API, the studio and `gallery`'s site (dreamer.serve.preview) behind the Guard."""
     state, decoding = {}, asyncio.Semaphore(DECODING)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app):
-        with tempfile.TemporaryDirectory(prefix="dreamer-serve-") as folder:
-            state["queue"] = DreamQueue(settings, limits, Path(folder), Changes(asyncio.get_running_loop()))
-            state["queue"].start()
-            yield
-            state["queue"].stop()
+    async def lifespan(app):  # `store` is open (Store.open()); `interrupted`: what its journal had in flight
+        state["queue"] = DreamQueue(settings, limits, store, Changes(asyncio.get_running_loop()), interrupted)
+        state["queue"].start()
+        yield
+        state["queue"].stop()
+        store.close()
 
     app = FastAPI(title="Dreamer", summary="Photos dreaming through neural networks, streamed frame by frame",
                   version="1", docs_url=None, redoc_url=None, lifespan=lifespan,
                   form_limits={"max_files": 1, "max_fields": 2 * len(styles) + 8})
     _handle_errors(app)
     app.include_router(studio.router)
+    preview.attach(app, gallery, settings)
 
     def queue() -> DreamQueue:
         return state["queue"]
@@ -83,7 +92,9 @@ def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, *, 
             size: Annotated[int, Form(ge=limits.min_size, le=limits.max_size,
                                       description="the long side in pixels")] = None,
             steps: Annotated[int, Form(ge=1, le=limits.max_steps,
-                                       description="steps per octave (the style's own if left out)")] = None):
+                                       description="steps per octave (the style's own if left out)")] = None,
+            keep: Annotated[bool, Form(description="dream to the end even if every event stream on it closes (a "
+                                                   "dream nobody streams always does)")] = False):
         """Dream a photo (or static) in each style asked: 202 with a dream a style, queued or already done."""
         chosen = _styles(styles_, styles, steps)
         if (photo is None) == (noise is None):
@@ -94,14 +105,15 @@ def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, *, 
             async with decoding:
                 pixels = await run_in_threadpool(read_photo, data, limits)
                 image = await run_in_threadpool(resize_to_long_side, pixels, size)
-            sha = hashlib.sha256(data).hexdigest()
+            sha, upload = hashlib.sha256(data).hexdigest(), {"upload": data, "suffix": suffix_of(data)}
         else:
             width, height = noise_size(noise, limits)
             image = f"noise:{width}x{height}"
-            sha = noise_sha256(image, settings.seed)
+            sha, upload = noise_sha256(image, settings.seed), {}
         client = request.client.host if request.client else "unknown"
-        dreams = [queue().new(client, style, image, size, dream_key(sha, style, size, settings)) for style in chosen]
-        queue().submit(dreams)
+        dreams = [queue().new(client, style, image, size, dream_key(sha, style, size, settings), keep=keep, **upload)
+                  for style in chosen]
+        await run_in_threadpool(queue().submit, dreams)
         return Created(dreams=[_status(queue(), dream) for dream in dreams])
 
     @app.get("/api/dreams/{dream_id}", operation_id="dream_status", response_model=DreamStatus, responses=PROBLEMS)
@@ -116,32 +128,43 @@ def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, *, 
         queue().cancel(dream)
         return _status(queue(), dream)
 
+    foreign = {403: {"model": Problem, "description": "another site's page (its Origin header) asked for it"}}
     streamed = {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                 "description": "`frame` events (step, total, octave, the frame as a JPEG data URL) as the engine makes "
                                "them, `status` events as the dream changes; the stream ends when the dream does"}
 
     @app.get("/api/dreams/{dream_id}/events", operation_id="dream_events", response_class=EventSourceResponse,
-             responses={200: streamed, **PROBLEMS})
+             responses={200: streamed, **foreign, **PROBLEMS})
     def dream_events(dream_id: str):
         """A dream's frames and status as Server-Sent Events."""
         return EventSourceResponse(_stream(queue(), [find(dream_id)]))
 
     @app.get("/api/events", operation_id="events", response_class=EventSourceResponse,
-             responses={200: streamed, **PROBLEMS})
+             responses={200: streamed, **foreign, **PROBLEMS})
     def events(ids: Annotated[list[str], Query(alias="id", min_length=1, max_length=MAX_STREAMED)]):
         """Several dreams' events in one stream, each event naming its dream (a browser opens few streams to a
         server: the studio opens one a page)."""
         return EventSourceResponse(_stream(queue(), [find(dream_id) for dream_id in dict.fromkeys(ids)]))
 
-    def finished_file(dream_id: str, kind: str) -> Path:
+    def finished_file(dream_id: str, role: str) -> Path:
+        """The finished dream's file in `role`, its bytes checked against the store's record: a damaged entry is
+        dropped (410), never served."""
         dream = find(dream_id)
         if dream.status != "done":
-            raise HTTPException(409, f"the dream is {dream.status}; its {kind} comes when it is done")
-        return getattr(dream, kind)
+            raise HTTPException(409, f"the dream is {dream.status}; its {role} comes when it is done")
+        if role not in dream.entry.files:
+            raise HTTPException(404, f"no {role}: the gallery's [video] formats leave it out")
+        with store.lock:
+            if not store.intact(dream.entry, role):
+                store.drop(dream.key)
+                raise HTTPException(410, "the dream's files were damaged or removed from the server's cache; "
+                                         "POST the photo again to dream it again")
+        return dream.entry.files[role]
 
     gif = {"content": {"image/gif": {}}, "description": "the dream's GIF"}
     still = {"content": {"image/jpeg": {}}, "description": "the finished dream as a JPEG"}
-    conflict = {409: {"model": Problem, "description": "the dream is not done"}}
+    conflict = {409: {"model": Problem, "description": "the dream is not done"},
+                410: {"model": Problem, "description": "the dream's files were damaged or evicted: dream it again"}}
 
     @app.get("/api/dreams/{dream_id}/gif", operation_id="dream_gif", response_class=FileResponse,
              responses={200: gif, **PROBLEMS, **conflict})
@@ -155,7 +178,41 @@ def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, *, 
         """The finished dream's last frame as a JPEG."""
         return FileResponse(finished_file(dream_id, "still"), media_type="image/jpeg")
 
-    return Guard(app, hosts=hosts, token=token, max_body=limits.max_upload)
+    def video_route(kind: str, media_type: str):
+        def video(dream_id: str):
+            return FileResponse(finished_file(dream_id, kind), media_type=media_type)
+        return video
+
+    for kind, media_type in VIDEOS.items():
+        app.get(f"/api/dreams/{{dream_id}}/{kind}", operation_id=f"dream_{kind}", response_class=FileResponse,
+                summary=f"The finished dream's {kind.upper()} (HTTP Range requests: a player seeks)",
+                responses={200: {"content": {media_type: {}}, "description": f"the dream as {kind.upper()}"},
+                           206: {"content": {media_type: {}}, "description": "the range asked"},
+                           **PROBLEMS, **conflict})(video_route(kind, media_type))
+
+    @app.post("/api/dreams/{dream_id}/gallery", status_code=201, operation_id="add_to_gallery",
+              response_model=AddedToGallery, responses={**PROBLEMS, **conflict})
+    def add_to_gallery(dream_id: str):
+        """Copy the finished dream's photo, its bytes as sent, into the gallery's inputs folder under a new name
+        (never over a file); the next build reuses this dream's files instead of dreaming again."""
+        if settings.source == "settings":
+            raise HTTPException(409, "this server has no gallery: start dreamer serve in a gallery's folder "
+                                     "(or with --config gallery.toml)")
+        dream = find(dream_id)
+        if dream.status != "done":
+            raise HTTPException(409, f"the dream is {dream.status}; its photo can be added once it is done")
+        photo = next((role for role in dream.entry.files if role.startswith("photo.")), None)
+        if photo is None:
+            raise HTTPException(409, "a dream of static has no photo to add; list it under static in gallery.toml")
+        data = finished_file(dream_id, photo).read_bytes()
+        try:
+            name, added = add_photo(settings.inputs, data, photo.split(".", 1)[1])
+        except OSError as exc:
+            raise HTTPException(409, f"inputs: cannot add the photo to {settings.inputs} "
+                                     f"({exc.strerror or exc})") from None
+        return AddedToGallery(input=name, added=added)
+
+    return Guard(app, hosts=hosts, token=token, max_body=limits.max_upload, streams=STREAMS)
 
 
 def _styles(names: list[str], styles: dict[str, Style], steps: int | None) -> list[Style]:
@@ -174,32 +231,52 @@ def _styles(names: list[str], styles: dict[str, Style], steps: int | None) -> li
 
 def _status(queue: DreamQueue, dream: Dream) -> DreamStatus:
     with queue.lock:
-        done = dream.status == "done"
+        files = dream.entry.files if dream.status == "done" else {}
+        links = {role: f"/api/dreams/{dream.id}/{role}" for role in ("gif", "still", *VIDEOS) if role in files}
         return DreamStatus(id=dream.id, style=dream.style.name, status=dream.status, place=queue.place(dream),
                            step=dream.step, total=dream.total, frames=len(dream.frames), key=dream.key,
-                           error=dream.error, gif=f"/api/dreams/{dream.id}/gif" if done else None,
-                           still=f"/api/dreams/{dream.id}/still" if done else None)
+                           error=dream.error, batch=dream.batch or None, **links)
 
 
 async def _stream(queue: DreamQueue, dreams: list[Dream]):
     """`frame` and `status` events of `dreams` as they change, until all have finished. A dream's status is read
-    before its frames, so a finished one has sent every frame before its last status."""
-    sent, shown = {d.id: 0 for d in dreams}, {}
-    while True:
-        version = queue.changes.version
+    before its frames, so a finished one has sent every frame before its last status. Closed before they finish,
+    the dreams no other stream watches and nobody asked to keep are cancelled (after DISCONNECTED_S)."""
+    sent, shown, ended = {d.id: 0 for d in dreams}, {}, False
+    with queue.lock:
         for dream in dreams:
-            status = _status(queue, dream)
-            with queue.lock:
-                frames = dream.frames[sent[dream.id]:]
-            sent[dream.id] += len(frames)
-            for step, data in frames:
-                yield {"event": "frame", "data": json.dumps(_frame(dream, step, data))}
-            if status != shown.get(dream.id):
-                shown[dream.id] = status
-                yield {"event": "status", "data": status.model_dump_json()}
-        if all(shown[d.id].status in FINISHED for d in dreams):
-            return
-        await queue.changes.after(version)
+            dream.watchers += 1
+    try:
+        while True:
+            version = queue.changes.version
+            for dream in dreams:
+                status = _status(queue, dream)
+                with queue.lock:
+                    frames = dream.frames[sent[dream.id]:]
+                sent[dream.id] += len(frames)
+                for step, data in frames:
+                    yield {"event": "frame", "data": json.dumps(_frame(dream, step, data))}
+                if status != shown.get(dream.id):
+                    shown[dream.id] = status
+                    yield {"event": "status", "data": status.model_dump_json()}
+            if all(shown[d.id].status in FINISHED for d in dreams):
+                ended = True
+                return
+            await queue.changes.after(version)
+    finally:
+        with queue.lock:
+            for dream in dreams:
+                dream.watchers -= 1
+        if not ended:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the server is stopping
+                queue.changes.loop.call_later(DISCONNECTED_S, _unwatched, queue, dreams)
+
+
+def _unwatched(queue: DreamQueue, dreams: list[Dream]) -> None:
+    """Cancel those of `dreams` that no stream watches and nobody asked to keep."""
+    for dream in dreams:
+        if dream.watchers == 0 and not dream.keep and dream.status not in FINISHED:
+            queue.cancel(dream)
 
 
 def _frame(dream: Dream, step: int, data: bytes) -> dict:

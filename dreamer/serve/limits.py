@@ -35,6 +35,8 @@ class Limits:
     max_steps: int = 250  # steps per octave (effnet-lite0-class's own 250 fits)
     max_queue: int = 32  # dreams queued or running, everyone's
     max_per_client: int = 8  # dreams queued or running, one client's
+    max_batch: int | str = "auto"  # dreams of one style and canvas dreamed as one batch ('auto': as a build does)
+    max_wait_ms: int = 20  # how long a batch that is not full waits for more, from its first dream's arrival
     min_size: int = MIN_SIZE
 
 

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Problem(BaseModel):
@@ -22,12 +22,12 @@ class StyleInfo(BaseModel):
 
 
 class DreamStatus(BaseModel):
-    """A dream as it stands: `place` while queued (1: next), `step` of `total` while running, `error` when failed,
-    the addresses of its GIF and still when done."""
+    """A dream as it stands: `place` while queued (1: next), `step` of `total` while running, `error` when failed
+    or interrupted (the server stopped during it), the addresses of its GIF, still and videos when done."""
 
     id: str
     style: str
-    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    status: Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
     place: int | None = None
     step: int
     total: int
@@ -36,6 +36,18 @@ class DreamStatus(BaseModel):
     error: str | None = None
     gif: str | None = None
     still: str | None = None
+    webm: str | None = None
+    mp4: str | None = None
+    batch: int | None = Field(None, description="once it runs: how many dreams ran together in its batch, it among "
+                                                "them (dreams of one style and canvas are batched)")
+
+
+class AddedToGallery(BaseModel):
+    """The dream's photo in the gallery's inputs folder: its name there, and whether this request put it there
+    (false: it was there already). The next build reuses the dream's files."""
+
+    input: str
+    added: bool
 
 
 class Created(BaseModel):

@@ -1,7 +1,9 @@
-"""The guard in front of every request (pure ASGI): the Host header against DNS rebinding, the token when the
-server has one, the body's size counted as it arrives, and the security headers on every answer."""
+"""The guard in front of every request (pure ASGI): the Host header against DNS rebinding, the Origin of event
+streams, the token when the server has one, the body's size counted as it arrives, and the security headers on
+every answer."""
 
 import json
+import re
 import secrets
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode
@@ -33,12 +35,14 @@ def host_name(header: str) -> str:
 
 
 class Guard:
-    """Refuses a foreign Host (400), a missing or wrong token (401; `?token=` on a GET sets the page's cookie and
-    redirects to the same address without it) and a body over `max_body` bytes (413, from Content-Length at once,
-    else as soon as the count passes it); adds HEADERS to every answer."""
+    """Refuses a foreign Host (400), another site's page asking for an event stream (403: an Origin header that is
+    not this server's own scheme://host:port; none, as from curl, is fine) on the paths `streams` matches, a missing
+    or wrong token (401; `?token=` on a GET sets the page's cookie and redirects to the same address without it) and
+    a body over `max_body` bytes (413, from Content-Length at once, else as soon as the count passes it); adds
+    HEADERS to every answer."""
 
-    def __init__(self, app, *, hosts: set[str], token: str | None, max_body: int):
-        self.app, self.hosts, self.token, self.max_body = app, hosts, token, max_body
+    def __init__(self, app, *, hosts: set[str], token: str | None, max_body: int, streams: re.Pattern | None = None):
+        self.app, self.hosts, self.token, self.max_body, self.streams = app, hosts, token, max_body, streams
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -46,12 +50,19 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
         async def send_secured(message):
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *HEADERS]}
+            if message["type"] == "http.response.start":  # a header the app set itself stays (the site's policy)
+                own = {name.lower() for name, _ in message.get("headers", [])}
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  *((name, value) for name, value in HEADERS if name not in own)]}
             await send(message)
 
         if host_name(headers.get("host", "")).lower() not in self.hosts:
             return await reply(send_secured, 400, "the Host header names another server (or none)")
+        origin = headers.get("origin")
+        if (origin is not None and self.streams is not None and self.streams.match(scope["path"])
+                and origin.lower() != f"{scope['scheme']}://{headers['host']}".lower()):
+            return await reply(send_secured, 403, "an event stream is for this server's own pages: the Origin header "
+                                                  "names another site")
         if self.token is not None:
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
             if scope["method"] == "GET" and "token" in query and self._valid(query["token"]):

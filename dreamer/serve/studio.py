@@ -4,18 +4,13 @@ Its script and style sheet are files (the Content-Security-Policy allows no inli
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException
 
 STATIC = Path(__file__).resolve().parent / "static"  # package data
 FILES = {"studio.js": "text/javascript", "studio.css": "text/css"}
 
 router = APIRouter(include_in_schema=False)
-
-
-@router.get("/")
-def home():
-    return RedirectResponse("/studio", status_code=303)
 
 
 @router.get("/studio")

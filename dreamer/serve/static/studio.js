@@ -67,9 +67,24 @@ function showStatus(status) {
   if (status.status === "done" && !entry.done) {
     entry.links.append(element("a", {href: status.gif, download: `${status.style}.gif`}, "GIF"),
                        element("a", {href: status.still, download: `${status.style}.jpg`}, "still"));
+    for (const kind of ["webm", "mp4"]) {
+      if (status[kind]) entry.links.append(element("a", {href: status[kind], download: `${status.style}.${kind}`},
+                                                   kind.toUpperCase()));
+    }
+    const add = element("button", {type: "button"}, "Add to gallery");
+    add.addEventListener("click", () => addToGallery(status.id, add));
+    entry.links.append(add);
     entry.image.src = status.still;
   }
-  entry.done = ["done", "failed", "cancelled"].includes(status.status);
+  entry.done = ["done", "failed", "cancelled", "interrupted"].includes(status.status);
+}
+
+async function addToGallery(id, button) {
+  button.disabled = true;
+  const response = await fetch(`/api/dreams/${encodeURIComponent(id)}/gallery`, {method: "POST"});
+  if (!response.ok) { say(await errorLine(response)); button.disabled = false; return; }
+  const added = await response.json();
+  button.textContent = added.added ? `added: inputs/${added.input}` : `in the gallery: inputs/${added.input}`;
 }
 
 function watch() {
