@@ -5,14 +5,16 @@ import os
 import sys
 from pathlib import Path
 
+from dreamer.commands import render_clip
 from dreamer.commands.argtypes import batch, whole_number
 from dreamer.engine.backends import BACKENDS, activate
 from dreamer.engine.precision import PRECISIONS
 from dreamer.errors import DreamerError
 from dreamer.files.safety import Inputs, check_outputs
 from dreamer.gallery.settings import MAX_SEED, MAX_SIZE, MIN_SIZE
+from dreamer.media.clips import is_clip
 
-HELP = "dream one or more photos into GIFs"
+HELP = "dream one or more photos into GIFs, or clips into videos"
 
 
 def arguments(parser) -> None:
@@ -63,6 +65,7 @@ def arguments(parser) -> None:
                         help="also write INPUT-STYLE.webm (VP9) and .mp4 (H.264) from the same frames, GIF timings")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing files at the output paths that Dreamer did not write (never an input)")
+    render_clip.arguments(parser)
 
 
 def run(args) -> int:
@@ -91,6 +94,9 @@ def run(args) -> int:
               for name in names]
     if args.style_image and args.step_size is None:  # steps long enough to carry the painting (style.py)
         styles = [style.replace(step_size=max(style.step_size, PAINTING_STEP_SIZE)) for style in styles]
+    if all(is_clip(name) for name in args.inputs):  # videos and animations: dreamed coherently, frame by frame
+        # (among photos, an animated GIF dreams as a photo: its first frame)
+        return render_clip.run(args, styles)
     if args.zoom is not None and not 1.0 < args.zoom <= 2.0:
         raise DreamerError(f"--zoom {args.zoom:g}: use a factor between 1 and 2, such as 1.03")
     options = RenderOptions(size=args.size, seed=args.seed, batch=args.batch, zoom=args.zoom,
