@@ -19,13 +19,13 @@ PALETTES = ("auto", "per-frame", "shared")  # dreamer.media.gif says what "auto"
 
 
 def option(default, help: str, *, low=None, high=None, above=None, choices=None, unit: str = "", off=None,
-           flag: str = "", metavar: str = ""):
+           flag: str = "", metavar: str = "", kind=None):
     """A dataclass field declaring an option: its default, its bounds (`low` to `high`, or over `above`; or one of
     `choices`; `off` a value also allowed, such as 0 for none), its help, and its CLI `flag` where that is not the
-    field's name."""
+    field's name. An option whose default is None (left to a rule) names its `kind`, int or float."""
     return field(default=default, metadata={
         "help": help, "low": low, "high": high, "above": above, "choices": choices, "unit": unit, "off": off,
-        "flag": flag, "metavar": metavar})
+        "flag": flag, "metavar": metavar, "kind": kind or type(default)})
 
 
 def declared(cls) -> dict[str, dataclasses.Field]:
@@ -43,17 +43,20 @@ def problem(cls, name: str, value) -> str | None:
     meta, default = declared(cls)[name].metadata, declared(cls)[name].default
     if meta["off"] is not None and value == meta["off"] and type(value) is type(meta["off"]):
         return None
-    if isinstance(default, bool):
+    if default is None and value is None:
+        return None
+    kind = meta["kind"]
+    if kind is bool:
         ok, wanted = isinstance(value, bool), "true or false"
     elif meta["choices"]:
         ok, wanted = value in meta["choices"], "one of " + ", ".join(map(str, meta["choices"]))
-    elif isinstance(default, str):
+    elif kind is str:
         ok, wanted = isinstance(value, str), "a string"
     else:
-        number = (int,) if isinstance(default, int) else (int, float)
+        number = (int,) if kind is int else (int, float)
         ok = isinstance(value, number) and not isinstance(value, bool) and _within(value, meta)
-        kind = "an integer" if number == (int,) else "a number"
-        wanted = _range(meta, f"a whole number of {meta['unit']}" if meta["unit"] and number == (int,) else kind)
+        noun = "an integer" if number == (int,) else "a number"
+        wanted = _range(meta, f"a whole number of {meta['unit']}" if meta["unit"] and number == (int,) else noun)
     if ok:
         return None
     return f"must be {wanted}, got {value!r}"
@@ -87,11 +90,11 @@ def add_flags(parser, cls, names, *, keep: bool = False) -> None:
         flag = meta["flag"] or "--" + name.replace("_", "-")
         default = None if keep else f.default
         shown = "" if keep or isinstance(f.default, bool) or f.default in ("", None) else f" ({f.default})"
-        if isinstance(f.default, bool):
+        if meta["kind"] is bool:
             parser.add_argument(flag, dest=name, action="store_const", const=True, default=default,
                                 help=meta["help"])
             continue
-        parser.add_argument(flag, dest=name, default=default, type=_parse(cls, name, type(f.default)),
+        parser.add_argument(flag, dest=name, default=default, type=_parse(cls, name, meta["kind"]),
                             metavar=meta["metavar"] or None,
                             help=meta["help"] + shown + (f"; one of {', '.join(meta['choices'])}"
                                                          if meta["choices"] else ""))

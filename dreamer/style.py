@@ -14,6 +14,12 @@ from dreamer.options import declared, option, problem
 # step), and steps of 0.06 (the CLI's, when --step-size is not given) carry its colours in the usual steps.
 PAINTING_WEIGHT = 10.0
 PAINTING_STEP_SIZE = 0.06
+# The defaults of a style's clip settings (clip_steps, clip_carry), chosen by looking at 30 frames of
+# bench/bench_video.py's clip at 192 px in vgg16-eyes (mean |dream - source| of each frame in brackets, the first
+# 25.5): carrying all the detail and adding 5 steps a frame, the dream grows and saturates (36.9 by the 30th); 0.9
+# of it fades and blurs (19.5); 0.95 holds the first frame's strength and look (25.0), as 0.97 does with 4 steps.
+CLIP_STEPS_SHARE = 1 / 3  # of `steps`
+CLIP_CARRY = 0.95
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,11 @@ class Style:
     style_weight: float = option(PAINTING_WEIGHT, "how much of the painting: 1 a touch, 100 nearly all of each "
                                  f"step; without a step size, steps are {PAINTING_STEP_SIZE} at least", above=0.0,
                                  high=1e6, metavar="W")
+    clip_steps: int | None = option(None, "a clip's frames after the first: ascent steps each (left out: "
+                                          "a third of the style's steps)", low=1, kind=int, metavar="N")
+    clip_carry: float | None = option(None, "how much of the dream before, moved along the flow, each next frame of "
+                                            f"a clip starts from ({CLIP_CARRY:g})", low=0.0, high=1.0, kind=float,
+                                      metavar="F")
     description: str = ""
 
     @property

@@ -48,7 +48,7 @@ class ExportRolls:
         self.stepper, self.done = stepper, 0
 
     def advance(self, groups, shifts, *args, **options):
-        from dreamer.export import roll
+        from dreamer.dreaming.export import roll
 
         height, width = groups[0].shape[1:3]
         rolls = [[[int(v) for v in roll(0, self.done + k + 1, height, width)]] for k in range(len(shifts))]

@@ -1,5 +1,5 @@
-"""`dreamer export STYLE DIR`: a style as a TensorFlow SavedModel for TensorFlow Serving (dreamer.export). DIR must be
-new: the model is written beside it and renamed into place whole, so DIR never holds half a model."""
+"""`dreamer export STYLE DIR`: a style as a TensorFlow SavedModel for TensorFlow Serving (dreamer.dreaming.export).
+DIR must be new: the model is written beside it and renamed into place whole, so DIR never holds half a model."""
 
 import os
 import shutil
@@ -23,7 +23,7 @@ def run(args) -> int:
     from dreamer.engine.backends import activate
 
     activate("tensorflow")  # the graph is TensorFlow's, whatever KERAS_BACKEND says
-    from dreamer.export import check_exportable, export
+    from dreamer.dreaming.export import check_exportable, export
     from dreamer.networks import get_style
 
     style = get_style(args.style)

@@ -5,17 +5,19 @@ import os
 import sys
 from pathlib import Path
 
+from dreamer.commands import render_clip
 from dreamer.commands.argtypes import batch
 from dreamer.engine.backends import BACKENDS, activate
 from dreamer.errors import DreamerError
 from dreamer.files.safety import Inputs, check_outputs
+from dreamer.media.clips import is_clip
 from dreamer.options import GifOptions, RenderOptions, add_flags
 from dreamer.style import Style
 
-HELP = "dream one or more photos into GIFs"
+HELP = "dream one or more photos into GIFs, or clips into videos"
 # The style's parameters a flag changes (declared in dreamer.style, help and bounds with them).
 STYLE_FLAGS = ("octaves", "octave_scale", "steps", "step_size", "every", "tile_size", "precision", "keep_colors",
-               "target_class", "contrast", "guide", "style_image", "style_weight")
+               "target_class", "contrast", "guide", "style_image", "style_weight", "clip_steps", "clip_carry")
 
 
 def arguments(parser) -> None:
@@ -43,6 +45,7 @@ def arguments(parser) -> None:
                         help="also write INPUT-STYLE.webm (VP9) and .mp4 (H.264) from the same frames, GIF timings")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing files at the output paths that Dreamer did not write (never an input)")
+    render_clip.arguments(parser)
 
 
 def run(args) -> int:
@@ -56,6 +59,9 @@ def run(args) -> int:
 
     names = args.styles or ["effnet-lite0-class" if args.target_class else "vgg16-eyes"]
     styles = [get_style(name, **{flag: getattr(args, flag) for flag in STYLE_FLAGS}) for name in names]
+    if all(is_clip(name) for name in args.inputs):  # videos and animations: dreamed coherently, frame by frame
+        # (among photos, an animated GIF dreams as a photo: its first frame)
+        return render_clip.run(args, styles)
     if args.zoom is not None and not 1.0 < args.zoom <= 2.0:
         raise DreamerError(f"--zoom {args.zoom:g}: use a factor between 1 and 2, such as 1.03")
     options = RenderOptions(size=args.size, seed=args.seed, batch=args.batch, zoom=args.zoom,

@@ -1,2 +1,3 @@
-"""Pictures in and out: images read robustly (images), the GIF encoder (gif), the videos beside it (video), and
-the mark that tells Dreamer's files from a user's (marks)."""
+"""Pictures in and out: images read robustly (images), the GIF encoder (gif), the videos beside it (video), clips
+read as timed frames (clips) and dreamed clips written with their sound (clip_writer), and the mark that tells
+Dreamer's files from a user's (marks)."""

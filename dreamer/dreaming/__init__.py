@@ -1,6 +1,7 @@
 """Dreaming one photo (or several of one style) into frames and encoding them: a dreaming GIF, a still, videos.
-Loads the network and the objective a style needs, dreams with the engine, encodes. (The public API over it:
-dreamer.api.)"""
+Loads the network and the objective a style needs, dreams with the engine, encodes. Beside it: `clips` (a clip
+dreamed frame after frame, coherently) and `export` (a style as a TensorFlow SavedModel). (The public API over
+them: dreamer.api.)"""
 
 import dataclasses
 import functools
