@@ -14,6 +14,7 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dreamer.media.gif import gif_bytes  # noqa: E402
+from dreamer.options import GifOptions  # noqa: E402
 
 
 def dream_frames(n=30, size=512):
@@ -48,7 +49,7 @@ def main():
             for dither in (False, True):
                 path = Path(tmp, f"{palette}-{dither}.gif")
                 start = time.perf_counter()
-                info = gif_bytes(frames, palette=palette, dither=dither)
+                info = gif_bytes(frames, GifOptions(palette=palette, dither=dither))
                 seconds = time.perf_counter() - start
                 path.write_bytes(info.data)
                 psnr = mean_psnr(path, frames)

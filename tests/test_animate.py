@@ -13,6 +13,7 @@ from skimage import data
 from dreamer.media import gif as animate
 from dreamer.media.gif import gif_bytes, still_bytes
 from dreamer.media.marks import read_mark
+from dreamer.options import GifOptions
 
 
 def make_frames(n=5, size=64):
@@ -43,7 +44,7 @@ def saved(gif, path):
 
 def test_frames_size_loop_and_holds():
     frames = make_frames(5, size=48)
-    info = gif_bytes(frames, frame_ms=100, hold_first_ms=1000, hold_last_ms=2500)
+    info = gif_bytes(frames, GifOptions(frame_ms=100, hold_first_ms=1000, hold_last_ms=2500))
     pixels, durations, loop = read_gif(info.data)
     assert (info.frames, info.width, info.height) == (5, 48, 48)
     assert len(pixels) == 5 and all(p.shape == (48, 48, 3) for p in pixels)
@@ -61,7 +62,7 @@ def test_identical_frames_are_merged():
 
 def test_pingpong_order_and_mirrored_durations():
     frames = make_frames(5)
-    info = gif_bytes(frames, pingpong=True)
+    info = gif_bytes(frames, GifOptions(pingpong=True))
     pixels, durations, _ = read_gif(info.data)
     assert info.frames == len(pixels) == 2 * 5 - 2
     nearest = [int(np.argmin([np.abs(p.astype(int) - f).mean() for f in frames])) for p in pixels]
@@ -73,7 +74,7 @@ def test_pingpong_order_and_mirrored_durations():
 @pytest.mark.parametrize("dither", [False, True])
 def test_decoded_frames_close_to_input(palette, dither):
     frames = make_frames()
-    info = gif_bytes(frames, palette=palette, dither=dither)
+    info = gif_bytes(frames, GifOptions(palette=palette, dither=dither))
     pixels, _, _ = read_gif(info.data)
     errors = [np.abs(p.astype(int) - f).mean() for p, f in zip(pixels, frames)]
     assert len(errors) == 5 and max(errors) < 6.0
@@ -82,9 +83,9 @@ def test_decoded_frames_close_to_input(palette, dither):
 @pytest.mark.parametrize("palette", ["per-frame", "shared"])
 def test_dither_changes_bytes_and_output_is_deterministic(palette):
     frames = make_frames()
-    plain = gif_bytes(frames, palette=palette).data
-    again = gif_bytes(frames, palette=palette).data
-    dithered = gif_bytes(frames, palette=palette, dither=True).data
+    plain = gif_bytes(frames, GifOptions(palette=palette)).data
+    again = gif_bytes(frames, GifOptions(palette=palette)).data
+    dithered = gif_bytes(frames, GifOptions(palette=palette, dither=True)).data
     assert plain == again
     assert dithered != plain
 
@@ -99,7 +100,7 @@ def test_bad_frames_raise_one_line():
     with pytest.raises(ValueError):
         gif_bytes([np.zeros((8, 8, 3), np.float32)])
     with pytest.raises(ValueError):
-        gif_bytes(make_frames(2), palette="global")
+        gif_bytes(make_frames(2), GifOptions(palette="global"))
 
 
 GIFSICLE = shutil.which("gifsicle")
@@ -137,7 +138,7 @@ def test_real_gifsicle_lossy_is_smaller_and_keeps_frames_timings_and_mark(tmp_pa
     need_gifsicle()
     frames = make_frames(6, size=128)
     meta = {"frames": 6, "engine": "test"}
-    lossy = gif_bytes(frames, lossy=40, meta=meta)  # gallery.toml's gif.lossy
+    lossy = gif_bytes(frames, GifOptions(lossy=40), meta=meta)  # gallery.toml's gif.lossy
     lossless = gif_bytes(frames, meta=meta)
     without_gifsicle(monkeypatch, tmp_path)
     plain = gif_bytes(frames, meta=meta)
@@ -168,7 +169,7 @@ def test_a_failed_or_wrong_gifsicle_keeps_the_unoptimised_gif_with_one_warning(t
     need_gifsicle()
     frames, meta = make_frames(5), {"frames": 5}
     monkeypatch.setattr(animate, "GIFSICLE_OPTIONS", options)
-    info = gif_bytes(frames, lossy=40, meta=meta)
+    info = gif_bytes(frames, GifOptions(lossy=40), meta=meta)
     err = capsys.readouterr().err
     assert err.startswith(f"warning: gifsicle {' '.join(options)} --lossy=40 failed: {why}"), err
     assert err.endswith("; kept the GIF unoptimised\n") and err.count("\n") == 1
@@ -183,7 +184,7 @@ def test_a_failed_or_wrong_gifsicle_keeps_the_unoptimised_gif_with_one_warning(t
 def test_without_gifsicle_the_gif_is_pillows_own(tmp_path, monkeypatch, capsys):
     without_gifsicle(monkeypatch, tmp_path)
     frames = make_frames(4)
-    info = gif_bytes(frames, lossy=40, meta={"frames": 4})
+    info = gif_bytes(frames, GifOptions(lossy=40), meta={"frames": 4})
     assert capsys.readouterr().err == ""
     pixels, durations, _ = read_gif(info.data)
     assert len(pixels) == info.frames == 4 and durations == [1200, 120, 120, 2000]

@@ -11,6 +11,7 @@ from PIL import Image, ImageSequence
 from dreamer.media.gif import gif_bytes, timeline
 from dreamer.media.marks import read_mark
 from dreamer.media.video import MIN_TICK_MS, VideoOptions, frame_times, tick_ms, video_bytes
+from dreamer.options import GifOptions
 
 from conftest import REPO
 
@@ -50,7 +51,7 @@ def top_level_boxes(data: bytes) -> list[str]:
 @pytest.mark.parametrize("pingpong", [False, True])
 def test_video_shows_each_frame_for_the_gifs_durations(tmp_path, fmt, codec, pingpong):
     frames = flat_frames()
-    shown = timeline(len(frames), frame_ms=120, hold_first_ms=1200, hold_last_ms=2000, pingpong=pingpong)
+    shown = timeline(len(frames), GifOptions(pingpong=pingpong))
     info = video_bytes(frames, shown, fmt, meta={"frames": 5})
     got, name, pix_fmt, width, height, metadata = decoded(info.data)
     assert (name, pix_fmt, width, height) == (codec, "yuv420p", 64, 46)  # odd sides cropped to even
@@ -61,7 +62,7 @@ def test_video_shows_each_frame_for_the_gifs_durations(tmp_path, fmt, codec, pin
     assert [nearest(rgb) for _, rgb in got] == expected
     assert got[-1][0] == pytest.approx(0.04 * (len(expected) - 1), abs=1e-3)
     # the GIF made from the same frames shows the same durations (Pillow reads them back)
-    gif = gif_bytes(frames, pingpong=pingpong)
+    gif = gif_bytes(frames, GifOptions(pingpong=pingpong))
     with Image.open(io.BytesIO(gif.data)) as image:
         gif_ms = [f.info["duration"] for f in ImageSequence.Iterator(image)]
     assert gif_ms == [ms for _, ms in shown]
@@ -152,7 +153,8 @@ def test_gallery_videos_show_the_engines_frames_at_the_manifests_times(tmp_path)
                 decoded_frames.append((float(frame.time), frame.to_ndarray(format="rgb24").astype(float)))
         height, width = decoded_frames[0][1].shape[:2]
         assert (width, height) == ((48, 32) if name.endswith("small") else (96, 64)), name
-        assert decoded_frames[-1][0] + 0.04 == pytest.approx(sum(ms for _, ms in timeline(5, pingpong=True)) / 1000)
+        loop = sum(ms for _, ms in timeline(5, GifOptions(pingpong=True))) / 1000
+        assert decoded_frames[-1][0] + 0.04 == pytest.approx(loop)
         assert read_mark(site / path)["frames"] == 5
         if name.endswith("small"):  # 48 px at a coarse crf: too few pixels to tell neighbouring frames apart
             continue

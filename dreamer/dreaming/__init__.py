@@ -146,13 +146,10 @@ def _frames(input_name, style, options: RenderOptions, on_step):
 def encode(frames, style, options: RenderOptions, seconds: float, still: str | None = ".jpg") -> Encoded:
     """`frames` as a render's files in memory: the GIF (its comment saying what made it), the videos of
     `options.video`, and the last frame as a still in the format of the suffix `still` (None: no still)."""
-    gif = options.gif
     made = {"engine": ENGINE_VERSION, "frames": len(frames),  # no time: same seed, same bytes
             "backend": keras.backend.backend(), "precision": resolve(style.precision)}
-    encoded = gif_bytes(frames, frame_ms=gif.frame_ms, hold_first_ms=gif.hold_first_ms,
-                        hold_last_ms=gif.hold_last_ms, pingpong=gif.pingpong, palette=gif.palette, dither=gif.dither,
-                        lossy=gif.lossy, meta=made)
-    shown = timeline(len(frames), gif.frame_ms, gif.hold_first_ms, gif.hold_last_ms, gif.pingpong)
+    encoded = gif_bytes(frames, options.gif, meta=made)
+    shown = timeline(len(frames), options.gif)
     files = {"gif": encoded.data}
     for name, (fmt, long_side) in options.video.renditions().items():
         files[name] = video_bytes(frames, shown, fmt, long_side=long_side, meta=made).data

@@ -76,9 +76,9 @@ def render_entry(job: Job, settings: Settings, *, frames, gif_frames, width, hei
 def _frame_times(frames: int, gif: dict) -> list[list[float]]:
     """[start, end] in seconds of each of `frames` frames' first showing in a video with the GIF's timings."""
     from dreamer.media.gif import timeline
+    from dreamer.options import GifOptions
 
-    durations = [ms for _, ms in timeline(frames, gif["frame_ms"], gif["hold_first_ms"], gif["hold_last_ms"],
-                                          gif["pingpong"])]
+    durations = [ms for _, ms in timeline(frames, GifOptions(**gif))]
     bounds = frame_times([*durations, 0])  # and the end of the loop
     return [[round(bounds[i], 3), round(bounds[i + 1], 3)] for i in range(frames)]
 

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from dreamer.media.marks import gif_comment, still_exif
-from dreamer.options import PALETTES
+from dreamer.options import PALETTES, GifOptions
 
 # What palette="auto" means. Measured with bench/bench_gif.py (30 frames of 512 px fading
 # skimage's astronaut into a strongly recoloured, rippled version of it, no dithering):
@@ -39,38 +39,26 @@ class Gif:
     height: int
 
 
-def gif_bytes(
-    frames,
-    *,
-    frame_ms=120,
-    hold_first_ms=1200,
-    hold_last_ms=2000,
-    pingpong=False,
-    palette="auto",
-    dither=False,
-    lossy=0,
-    meta=None,
-) -> Gif:
+def gif_bytes(frames, options: GifOptions = GifOptions(), meta=None) -> Gif:
     """Encode `frames` (uint8 H x W x 3 arrays, all one size) as a GIF that loops forever.
 
-    The first and last frames show for `hold_first_ms` and `hold_last_ms`, the others for
-    `frame_ms` (GIF stores centiseconds). `pingpong` plays forward then back, without showing
-    the end frames twice in a row. Frames that are equal after quantisation are merged into
-    one with the summed duration. `palette` is "per-frame" (an adaptive palette each),
-    "shared" (one palette from a sample of all frames) or "auto" (AUTO_PALETTE); `dither`
-    turns on Floyd-Steinberg dithering; `lossy` (gifsicle's --lossy, e.g. 40: about 15 % smaller,
-    37 dB from the lossless GIF) lets gifsicle trade exactness for size. The GIF's comment marks it as
+    `options` (dreamer.options.GifOptions) give the timings (the first and last frames held; GIF stores
+    centiseconds; ping-pong without showing the end frames twice in a row), the palette ("per-frame": an adaptive
+    palette each, "shared": one from a sample of all frames, "auto": AUTO_PALETTE), dithering and gifsicle's
+    --lossy (e.g. 40: about 15 % smaller, 37 dB from the lossless GIF). Frames that are equal after quantisation are
+    merged into one with the summed duration. The GIF's comment marks it as
     Dreamer's, with `meta` (a dict: what made it). It is optimised with `gifsicle -O3` when gifsicle is on
     PATH; its result replaces Pillow's only if gifsicle succeeded and the result decodes with the same frames, size
     and comment, else the GIF stays as Pillow wrote it and one warning line (on stderr) says why.
     """
+    palette = options.palette
     if palette not in PALETTES:
         raise ValueError(f"unknown palette {palette!r}; use one of {', '.join(PALETTES)}")
     frames = _checked(frames)
     height, width = frames[0].shape[:2]
-    quantised = _quantise(frames, AUTO_PALETTE if palette == "auto" else palette, dither)
+    quantised = _quantise(frames, AUTO_PALETTE if palette == "auto" else palette, options.dither)
     images, times, previous = [], [], None
-    for i, ms in timeline(len(frames), frame_ms, hold_first_ms, hold_last_ms, pingpong):
+    for i, ms in timeline(len(frames), options):
         pixels = quantised[i].convert("RGB").tobytes()
         if pixels == previous:
             times[-1] += ms
@@ -81,19 +69,19 @@ def gif_bytes(
 
     comment, pillows = gif_comment(**(meta or {})), io.BytesIO()
     images[0].save(pillows, "GIF", save_all=True, append_images=images[1:], duration=times, loop=0, comment=comment)
-    data = _gifsicle(pillows.getvalue(), lossy, (len(images), width, height), comment)
+    data = _gifsicle(pillows.getvalue(), options.lossy, (len(images), width, height), comment)
     return Gif(data, len(images), width, height)
 
 
-def timeline(count, frame_ms=120, hold_first_ms=1200, hold_last_ms=2000, pingpong=False) -> list[tuple[int, int]]:
+def timeline(count, options: GifOptions = GifOptions()) -> list[tuple[int, int]]:
     """One loop of the animation of `count` frames as [(frame index, milliseconds)]: the first and last frames
-    held, the others `frame_ms`; `pingpong` plays back too, without showing the end frames twice in a row."""
+    held, the others `options.frame_ms`; ping-pong plays back too, without showing the end frames twice in a row."""
     order = list(range(count))
-    if pingpong:
+    if options.pingpong:
         order += order[-2:0:-1]
-    durations = [frame_ms] * count
-    durations[-1] = hold_last_ms
-    durations[0] = hold_first_ms
+    durations = [options.frame_ms] * count
+    durations[-1] = options.hold_last_ms
+    durations[0] = options.hold_first_ms
     return [(i, durations[i]) for i in order]
 
 
