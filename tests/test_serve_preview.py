@@ -92,7 +92,7 @@ def test_a_broken_gallery_toml_shows_its_line_on_the_page(gallery, browser):
     (folder / "gallery.toml").write_text(GALLERY.format(steps=2).replace("size = 64", "size = 10"))
     shown = poll(browser, "document.getElementById('dreamer-build-error')?.textContent")
     error = idle(server, before["builds"] + 1)["error"]
-    assert error == "gallery.toml: size: must be an integer from 32 to 4096, got 10"
+    assert error == "gallery.toml: size: must be a whole number of pixels from 32 to 4096, got 10"
     assert shown == f"Build failed: {error}"
     assert browser.evaluate("document.querySelectorAll('[data-gif]').length") == 1  # the site as it was
 

@@ -257,13 +257,12 @@ class DreamQueue:
             for frame in dream(first.photo, first.style, size=first.size, seed=seed, batch=tiles, on_step=on_step):
                 yield frame.step, [frame.image]
             return
-        from dreamer.dreaming import canvas, prepare, schedule_of
+        from dreamer.dreaming import canvas, prepare
         from dreamer.engine.batching import resolve_batch
         from dreamer.engine.loop import dream_batch
 
         images = [_image(d.photo, d.size, seed)[0] for d in dreams]  # as dreamer.dream() reads them
-        _, _, stepper = prepare(first.style, first.size)
-        schedule = schedule_of(first.style)
+        _, _, stepper, schedule = prepare(first.style, first.size)
         tiles = resolve_batch(tiles, stepper, *canvas(images[0].shape[:2], stepper, schedule), schedule.tile_size)
         yield from zip(first.style.frame_steps,
                        dream_batch(stepper, images, schedule, [seed] * len(images), tiles, on_step))

@@ -90,7 +90,7 @@ class Scheduler:
 
         try:
             activate()
-            return prepare(dream.style, dream.size)[2]
+            return prepare(dream.style, dream.size).stepper
         except Exception:  # the dream itself reports it when it runs
             return None
 
