@@ -15,6 +15,7 @@ import sys
 import zlib
 from urllib.parse import urlsplit
 
+import av
 import pytest
 from PIL import Image
 
@@ -273,7 +274,10 @@ def test_schemathesis_finds_no_server_error_and_nothing_outside_the_schema(guard
     assert checked.returncode == 0, checked.stdout[-4000:]
 
 
-def test_the_studio_streams_a_card_in_chromium_without_a_page_error(server):
+def test_the_studio_streams_a_photo_through_two_styles_and_its_slider_and_downloads_work(server):
+    """A photo given to the studio's file input (as a drop does) through two styles: each card shows at least three
+    distinct frames as they stream; then the page's slider puts every card at its photo (0) and its dream (the end);
+    each card's GIF, still, WebM and MP4 decode with Pillow and PyAV."""
     from test_site_browser import CHROMIUM, Chromium
 
     if CHROMIUM is None:
@@ -282,21 +286,47 @@ def test_the_studio_streams_a_card_in_chromium_without_a_page_error(server):
     browser = Chromium()
     try:
         browser.open(server.url)
-        # the styles' ticks come from /api/styles; then static, 48 px, 3 steps, vgg16-textures alone (the first)
         seen = browser.evaluate("""new Promise(resolve => {
-            const ready = () => document.querySelector("#styles input");
-            const go = () => {
-              document.querySelector("input[value=noise]").checked = true;
+            const ready = () => document.querySelector("#styles input[value=hed-edges]");
+            const shown = new Map();  // card title -> the distinct images it showed
+            const cards = () => [...document.querySelectorAll(".card")];
+            const scrubbed = value => {
+              const moment = document.getElementById("moment");
+              moment.value = value;
+              moment.dispatchEvent(new Event("input"));
+              return cards().map(card => card.querySelector("img").getAttribute("src"));
+            };
+            const go = async () => {
+              const canvas = document.createElement("canvas");
+              [canvas.width, canvas.height] = [64, 48];
+              const paint = canvas.getContext("2d");
+              paint.fillStyle = "#c84"; paint.fillRect(0, 0, 64, 48);
+              paint.fillStyle = "#248"; paint.beginPath(); paint.arc(30, 24, 14, 0, 7); paint.fill();
+              const photo = new File([await new Promise(done => canvas.toBlob(done, "image/png"))], "drop.png",
+                                     {type: "image/png"});
+              const dropped = new DataTransfer();
+              dropped.items.add(photo);
+              document.getElementById("photo").files = dropped.files;
+              document.querySelector("input[value=vgg16-textures]").checked = true;
+              document.querySelector("input[value=hed-edges]").checked = true;
               document.getElementById("size").value = "48";
               document.getElementById("steps").value = "3";
-              const shown = new Set();
-              new MutationObserver(() => {
-                const card = document.querySelector(".card");
-                if (!card) return;
-                const image = card.querySelector("img").getAttribute("src");
-                if (image && image.startsWith("data:")) shown.add(image);
-                if (card.querySelector("a[download]")) resolve({frames: shown.size,
-                    caption: card.querySelector("p").textContent, gif: card.querySelector("a").href});
+              new MutationObserver((_, watcher) => {
+                for (const card of cards()) {
+                  const title = card.querySelector("h2").textContent;
+                  const image = card.querySelector("img").getAttribute("src");
+                  if (!shown.has(title)) shown.set(title, new Set());
+                  if (image && image.startsWith("data:")) shown.get(title).add(image);
+                }
+                const done = cards().filter(card => card.querySelector("a[download]"));
+                if (done.length === 2 && !document.getElementById("moment").disabled) {
+                  watcher.disconnect();
+                  const last = cards().map(card => card.querySelector("img").getAttribute("src"));
+                  resolve({frames: Object.fromEntries([...shown].map(([title, images]) => [title, images.size])),
+                           last, start: scrubbed(0), end: scrubbed(1000),
+                           captions: cards().map(card => card.querySelector("p").textContent),
+                           links: cards().map(card => [...card.querySelectorAll("a[download]")].map(a => a.href))});
+                }
               }).observe(document.getElementById("cards"), {subtree: true, childList: true, attributes: true,
                                                              characterData: true});
               document.getElementById("dream-form").requestSubmit();
@@ -304,8 +334,21 @@ def test_the_studio_streams_a_card_in_chromium_without_a_page_error(server):
             if (ready()) go(); else new MutationObserver((_, watcher) => {
               if (ready()) { watcher.disconnect(); go(); }
             }).observe(document.getElementById("styles"), {childList: true});
-        })""", timeout=120)
-        assert seen["frames"] >= 3 and seen["caption"] == "done" and "/api/dreams/" in seen["gif"]
+        })""", timeout=180)
+        assert sorted(seen["frames"]) == ["hed-edges", "vgg16-textures"]
+        assert min(seen["frames"].values()) >= 3, seen["frames"]  # of the frames at steps 0, 4, 8 and 12
+        assert seen["end"] == seen["last"] and all(a != b for a, b in zip(seen["start"], seen["end"]))
+        assert seen["captions"] == ["step 12 of 12"] * 2
+        for links in seen["links"]:
+            files = {href.rsplit("/", 1)[-1]: server.client.get(href).content for href in links}
+            assert sorted(files) == ["gif", "mp4", "still", "webm"]
+            with Image.open(io.BytesIO(files["gif"])) as gif:
+                assert gif.n_frames >= 3 and max(gif.size) == 48
+            with Image.open(io.BytesIO(files["still"])) as still:
+                assert still.format == "JPEG" and max(still.size) == 48
+            for kind in ("webm", "mp4"):
+                with av.open(io.BytesIO(files[kind])) as video:
+                    assert len(list(video.decode(video=0))) >= 3
         browser.settle()
         assert browser.errors() == []
     finally:

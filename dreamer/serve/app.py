@@ -233,9 +233,21 @@ def _status(queue: DreamQueue, dream: Dream) -> DreamStatus:
     with queue.lock:
         files = dream.entry.files if dream.status == "done" else {}
         links = {role: f"/api/dreams/{dream.id}/{role}" for role in ("gif", "still", *VIDEOS) if role in files}
-        return DreamStatus(id=dream.id, style=dream.style.name, status=dream.status, place=queue.place(dream),
+        place = queue.place(dream)
+        return DreamStatus(id=dream.id, style=dream.style.name, status=dream.status, place=place,
                            step=dream.step, total=dream.total, frames=len(dream.frames), key=dream.key,
-                           error=dream.error, batch=dream.batch or None, **links)
+                           error=dream.error, batch=dream.batch or None, estimate=_estimate(queue, dream, place),
+                           **links)
+
+
+def _estimate(queue: DreamQueue, dream: Dream, place: int | None) -> float | None:
+    """About how many seconds until `dream` is done: the mean dream's time for each dream before it and its own, or
+    what is left of its own while it runs; None once it has finished."""
+    if dream.status == "queued" and place:
+        return round(place * queue.seconds, 1)
+    if dream.status == "running":
+        return round(queue.seconds * (1 - dream.step / max(dream.total, 1)), 1)
+    return None
 
 
 async def _stream(queue: DreamQueue, dreams: list[Dream]):

@@ -40,6 +40,8 @@ class DreamStatus(BaseModel):
     mp4: str | None = None
     batch: int | None = Field(None, description="once it runs: how many dreams ran together in its batch, it among "
                                                 "them (dreams of one style and canvas are batched)")
+    estimate: float | None = Field(None, description="while queued or running: about how many seconds until it is "
+                                                     "done, from the server's recent dreams")
 
 
 class AddedToGallery(BaseModel):

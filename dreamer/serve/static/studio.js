@@ -1,8 +1,9 @@
 // The studio: list the styles, send the photo and the ticked styles, then watch one card a style stream its
-// frames over a single EventSource for the whole page. Text goes in through textContent only.
+// frames over a single EventSource for the whole page; the page's slider puts every finished card at the same
+// moment of its dream. Text goes in through textContent only.
 "use strict";
 
-const cards = new Map();  // dream id -> {card, image, caption, links}
+const cards = new Map();  // dream id -> {card, image, caption, links, frames: [{step, total, image}], done}
 let stream = null;
 
 function element(tag, attributes = {}, text = "") {
@@ -34,9 +35,13 @@ async function listStyles() {
   if (first) first.checked = true;
 }
 
+function about(status) {
+  return status.estimate == null ? "" : `, about ${Math.max(1, Math.round(status.estimate))} s`;
+}
+
 function describe(status) {
-  if (status.status === "queued") return `queued: place ${status.place}`;
-  if (status.status === "running") return `step ${status.step} of ${status.total}`;
+  if (status.status === "queued") return `queued: place ${status.place}${about(status)}`;
+  if (status.status === "running") return `step ${status.step} of ${status.total}${about(status)}`;
   if (status.status === "failed") return `failed: ${status.error}`;
   return status.status;
 }
@@ -48,13 +53,14 @@ function addCard(status) {
   const links = element("p");
   card.append(element("h2", {}, status.style), image, caption, links);
   document.getElementById("cards").prepend(card);
-  cards.set(status.id, {card, image, caption, links, done: false});
+  cards.set(status.id, {card, image, caption, links, frames: [], done: false});
   showStatus(status);
 }
 
 function showFrame(frame) {
   const entry = cards.get(frame.id);
   if (!entry) return;
+  entry.frames.push({step: frame.step, total: frame.total, image: frame.image});
   entry.image.src = frame.image;
   const octave = frame.octave ? ` · octave ${frame.octave} of ${frame.octaves}` : "";
   entry.caption.textContent = `step ${frame.step} of ${frame.total}${octave}`;
@@ -74,9 +80,27 @@ function showStatus(status) {
     const add = element("button", {type: "button"}, "Add to gallery");
     add.addEventListener("click", () => addToGallery(status.id, add));
     entry.links.append(add);
-    entry.image.src = status.still;
+    if (!entry.frames.length) entry.image.src = status.still;
   }
   entry.done = ["done", "failed", "cancelled", "interrupted"].includes(status.status);
+  const moment = document.getElementById("moment");
+  moment.disabled = ![...cards.values()].some(card => card.done && card.frames.length);
+  if (entry.done && moment.dataset.moved) scrub();
+}
+
+// The slider: each finished card shows its frame nearest the same share of its dream (0: the photo, 1000: the dream).
+function scrub() {
+  const moment = document.getElementById("moment");
+  moment.dataset.moved = "yes";
+  const share = Number(moment.value) / Number(moment.max);
+  for (const entry of cards.values()) {
+    if (!entry.done || !entry.frames.length) continue;
+    const wanted = share * entry.frames[entry.frames.length - 1].total;
+    const nearest = entry.frames.reduce((best, frame) =>
+      Math.abs(frame.step - wanted) < Math.abs(best.step - wanted) ? frame : best);
+    entry.image.src = nearest.image;
+    entry.caption.textContent = `step ${nearest.step} of ${nearest.total}`;
+  }
 }
 
 async function addToGallery(id, button) {
@@ -124,4 +148,5 @@ async function dream(event) {
 }
 
 document.getElementById("dream-form").addEventListener("submit", dream);
+document.getElementById("moment").addEventListener("input", scrub);
 listStyles();
