@@ -353,3 +353,24 @@ def test_the_studio_streams_a_photo_through_two_styles_and_its_slider_and_downlo
         assert browser.errors() == []
     finally:
         browser.close()
+
+
+def test_the_docs_page_shows_every_operation_of_the_openapi_document_and_is_valid_html(server, tmp_path):
+    from test_site_meta import vnu_jar
+
+    page = server.client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"] and "<script" not in page.text
+    spec = server.client.get("/openapi.json").json()
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            assert f'id="{operation["operationId"]}"' in page.text and f"{method.upper()} {path}" in page.text
+    assert "<td><code>styles</code></td><td>multipart/form-data</td><td>yes</td>" in page.text
+    jar = vnu_jar()
+    if jar is None:
+        message = "the Nu HTML checker needs java and npm's vnu-jar (.ci/run installs both)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    (tmp_path / "docs.html").write_text(page.text)
+    checked = subprocess.run(["java", "-jar", str(jar), "--errors-only", str(tmp_path / "docs.html")],
+                             capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0 and checked.stderr == "", checked.stderr

@@ -23,7 +23,7 @@ from dreamer.errors import DreamerError, closest, one_line
 from dreamer.gallery.settings import Settings
 from dreamer.media.images import resize_to_long_side
 from dreamer.networks import get_style
-from dreamer.serve import preview, studio
+from dreamer.serve import docs, preview, studio
 from dreamer.serve.dreams import FINISHED, Changes, Dream, DreamQueue, dream_key, noise_sha256
 from dreamer.serve.inputs import add_photo, suffix_of
 from dreamer.serve.limits import Limits, Refused, noise_size, read_photo
@@ -62,6 +62,7 @@ def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, sto
                   form_limits={"max_files": 1, "max_fields": 2 * len(styles) + 8})
     _handle_errors(app)
     app.include_router(studio.router)
+    app.include_router(docs.router)
     preview.attach(app, gallery, settings)
 
     def queue() -> DreamQueue:
