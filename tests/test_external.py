@@ -181,7 +181,7 @@ def test_saved_model_style_renders_a_gif(saved_model_dir, tmp_path):
     from PIL import Image
 
     from dreamer.dreaming import render
-from dreamer.options import RenderOptions
+    from dreamer.options import RenderOptions
     from dreamer.style import Style
 
     photo = tmp_path / "photo.png"
