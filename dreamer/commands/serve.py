@@ -36,6 +36,9 @@ def arguments(parser) -> None:
                              "batch setting, itself auto by default: 4 on a CPU, what memory holds on a GPU)")
     parser.add_argument("--max-wait-ms", type=int, default=defaults.max_wait_ms,
                         help=f"how long a batch that is not full waits for more dreams ({defaults.max_wait_ms})")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="dream on a Ray cluster's workers, as a build does: auto, local, local:N, ray://HOST:PORT "
+                             "or HOST:PORT (the cluster extra)")
     parser.add_argument("--cache", type=Path, metavar="DIR",
                         help="the folder of finished dreams, kept across restarts ($DREAMER_DREAMS, else dreams/ in "
                              "the Dreamer cache folder)")
@@ -81,9 +84,10 @@ def run(args) -> int:
     # no Nagle: an answer's headers and body leave at once (else a kept-alive connection waits 40 ms for each
     # answer, for the client's delayed ACK); the connections it accepts inherit it
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    cluster = _cluster(args.cluster)  # before Keras loads here: the server plans its keys as the workers render
     activate()
     app = create_app(settings, _styles(settings), limits, store, hosts=LOCAL_NAMES | {address.lower()}, token=token,
-                     gallery=gallery, interrupted=interrupted)
+                     gallery=gallery, interrupted=interrupted, cluster=cluster)
     host = f"[{address}]" if ":" in address else address
     if gallery:
         print(f"the site of {gallery} at http://{host}:{sock.getsockname()[1]}/, rebuilt as you edit", file=sys.stderr)
@@ -91,6 +95,20 @@ def run(args) -> int:
     uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
                                   timeout_graceful_shutdown=2)).run(sockets=[sock])
     return 0
+
+
+def _cluster(address: str | None):
+    """The Ray cluster at `address` with its workers started (its notes on stderr), or None; ClusterError (one line)
+    if it cannot be used."""
+    if not address:
+        return None
+    from dreamer.serve.remote import ServeCluster
+
+    cluster = ServeCluster(address)
+    for note in cluster.notes:
+        print(note, file=sys.stderr)
+    print(f"dreaming on {len(cluster.actors)} worker(s) of the cluster {address}", file=sys.stderr)
+    return cluster
 
 
 def _max_batch(text: str):

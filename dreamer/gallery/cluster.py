@@ -57,11 +57,7 @@ def _renderer_class(ray):
             self.dreaming = threading.Lock()
 
         def describe(self) -> dict:
-            from dreamer.engine.backends import activate, chosen_backend
-            from dreamer.engine.precision import resolve
-
-            activate()
-            return {"backend": chosen_backend(), "precision": resolve("auto"), "node": _node(ray)}
+            return describe_worker(ray)
 
         def render(self, sources, style, settings) -> list:
             """[(name, photo's object or None, key)] -> each render's fields (RESULT) or its error line."""
@@ -75,6 +71,15 @@ def _renderer_class(ray):
                     for result, (_, _, key) in zip(results, sources)]
 
     return Renderer
+
+
+def describe_worker(ray) -> dict:
+    """What a worker says of itself: the backend and precision it renders with, and its node."""
+    from dreamer.engine.backends import activate, chosen_backend
+    from dreamer.engine.precision import resolve
+
+    activate()
+    return {"backend": chosen_backend(), "precision": resolve("auto"), "node": _node(ray)}
 
 
 def _check_reachable(address: str) -> None:
@@ -132,6 +137,7 @@ class Cluster:
     (Ray Client), HOST:PORT, or local[:N] (start Ray here with N worker processes, default one per CPU)."""
 
     names_nodes = True
+    worker_class = staticmethod(_renderer_class)  # (ray) -> the actor class of the workers (it has describe())
 
     def __init__(self, address: str):
         check_address(address)
@@ -187,8 +193,8 @@ class Cluster:
         if not gpus and not cpus:
             self.close()
             raise ClusterError(f"--cluster {self.address}: no worker has a GPU or CPU to render on")
-        self._renderer = _renderer_class(ray).options(max_concurrency=IN_FLIGHT,
-                                                      **({"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": 1}))
+        self._renderer = self.worker_class(ray).options(max_concurrency=IN_FLIGHT,
+                                                        **({"num_gpus": 1, "num_cpus": 0} if gpus else {"num_cpus": 1}))
         actors = [self._renderer.remote() for _ in range(gpus or cpus)]
         try:
             described = [_kind(seen) for seen in ray.get([actor.describe.remote() for actor in actors], timeout=600)]

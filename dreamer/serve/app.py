@@ -27,6 +27,7 @@ from dreamer.serve import docs, preview, studio
 from dreamer.serve.dreams import FINISHED, Changes, Dream, DreamQueue, dream_key, noise_sha256
 from dreamer.serve.inputs import add_photo, suffix_of
 from dreamer.serve.limits import Limits, Refused, noise_size, read_photo
+from dreamer.serve.responses import OpenedFile
 from dreamer.serve.schema import PROBLEMS, AddedToGallery, Created, DreamStatus, Problem, StyleInfo
 from dreamer.serve.security import Guard
 from dreamer.serve.store import Store
@@ -45,16 +46,20 @@ LINKS = {operation: {"operationId": operation, "parameters": {"dream_id": "$resp
 
 
 def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, store: Store, *, hosts: set[str],
-               token: str | None, gallery: Path | None = None, interrupted=()):
-    """The served ASGI app: the API, the studio and `gallery`'s site (dreamer.serve.preview) behind the Guard."""
+               token: str | None, gallery: Path | None = None, interrupted=(), cluster=None):
+    """The served ASGI app: the API, the studio and `gallery`'s site (dreamer.serve.preview) behind the Guard; the
+    dreams dream here, or on `cluster`'s workers (dreamer.serve.remote), which it closes when it stops."""
     state, decoding = {}, asyncio.Semaphore(DECODING)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):  # `store` is open (Store.open()); `interrupted`: what its journal had in flight
-        state["queue"] = DreamQueue(settings, limits, store, Changes(asyncio.get_running_loop()), interrupted)
+        state["queue"] = DreamQueue(settings, limits, store, Changes(asyncio.get_running_loop()), interrupted,
+                                    cluster.workers(settings) if cluster else None)
         state["queue"].start()
         yield
         state["queue"].stop()
+        if cluster:
+            cluster.close()
         store.close()
 
     app = FastAPI(title="Dreamer", summary="Photos dreaming through neural networks, streamed frame by frame",
@@ -147,20 +152,20 @@ def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, sto
         server: the studio opens one a page)."""
         return EventSourceResponse(_stream(queue(), [find(dream_id) for dream_id in dict.fromkeys(ids)]))
 
-    def finished_file(dream_id: str, role: str) -> Path:
-        """The finished dream's file in `role`, its bytes checked against the store's record: a damaged entry is
-        dropped (410), never served."""
+    def finished_file(dream_id: str, role: str):
+        """The finished dream's file in `role`, opened as its bytes are checked against the store's record: a damaged
+        entry, or one evicted since the dream finished, is dropped (410), never served; once open, it is served
+        whole even if it is evicted meanwhile."""
         dream = find(dream_id)
         if dream.status != "done":
             raise HTTPException(409, f"the dream is {dream.status}; its {role} comes when it is done")
         if role not in dream.entry.files:
             raise HTTPException(404, f"no {role}: the gallery's [video] formats leave it out")
-        with store.lock:
-            if not store.intact(dream.entry, role):
-                store.drop(dream.key)
-                raise HTTPException(410, "the dream's files were damaged or removed from the server's cache; "
-                                         "POST the photo again to dream it again")
-        return dream.entry.files[role]
+        file = store.opened(dream.entry, role)
+        if file is None:
+            raise HTTPException(410, "the dream's files were damaged or removed from the server's cache; "
+                                     "POST the photo again to dream it again")
+        return file
 
     gif = {"content": {"image/gif": {}}, "description": "the dream's GIF"}
     still = {"content": {"image/jpeg": {}}, "description": "the finished dream as a JPEG"}
@@ -171,17 +176,17 @@ def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, sto
              responses={200: gif, **PROBLEMS, **conflict})
     def dream_gif(dream_id: str):
         """The finished dream's GIF."""
-        return FileResponse(finished_file(dream_id, "gif"), media_type="image/gif")
+        return OpenedFile(finished_file(dream_id, "gif"), "image/gif")
 
     @app.get("/api/dreams/{dream_id}/still", operation_id="dream_still", response_class=FileResponse,
              responses={200: still, **PROBLEMS, **conflict})
     def dream_still(dream_id: str):
         """The finished dream's last frame as a JPEG."""
-        return FileResponse(finished_file(dream_id, "still"), media_type="image/jpeg")
+        return OpenedFile(finished_file(dream_id, "still"), "image/jpeg")
 
     def video_route(kind: str, media_type: str):
         def video(dream_id: str):
-            return FileResponse(finished_file(dream_id, kind), media_type=media_type)
+            return OpenedFile(finished_file(dream_id, kind), media_type)
         return video
 
     for kind, media_type in VIDEOS.items():
@@ -205,7 +210,8 @@ def create_app(settings: Settings, styles: dict[str, Style], limits: Limits, sto
         photo = next((role for role in dream.entry.files if role.startswith("photo.")), None)
         if photo is None:
             raise HTTPException(409, "a dream of static has no photo to add; list it under static in gallery.toml")
-        data = finished_file(dream_id, photo).read_bytes()
+        with finished_file(dream_id, photo) as file:
+            data = file.read()
         try:
             name, added = add_photo(settings.inputs, data, photo.split(".", 1)[1])
         except OSError as exc:

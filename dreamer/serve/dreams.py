@@ -1,35 +1,40 @@
-"""The dream queue and its render worker: one thread that dreams the queued dreams in the batches the scheduler
-chooses (dreamer.serve.scheduler; a batch of one through dreamer.dream()), keeps each dream's frames (as JPEG) as
-they come, and writes each finished dream's GIF and still under its render key, the key a gallery build gives the
-same photo, style and options, into the store (dreamer.serve.store), which also journals the dreams in flight.
-Event streams wait on Changes."""
+"""The dream queue and its render workers: a thread a worker (this process, or each actor of a Ray cluster:
+dreamer.serve.workers) dreams the queued dreams in the batches the scheduler chooses (dreamer.serve.scheduler),
+keeping each dream's frames (as JPEG) as they come; encoder threads then keep each finished dream's files (its GIF,
+still and videos) under its render key, the key a gallery build gives the same photo, style and options, in the
+store (dreamer.serve.store), which also journals the dreams in flight, while the worker dreams its next batch. A
+dream is done once its files are stored. Event streams wait on Changes."""
 
 import asyncio
 import collections
 import contextlib
 import dataclasses
 import hashlib
-import io
 import secrets
 import sys
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
 
 from dreamer.errors import DreamerError, one_line
+from dreamer.gallery.execute import ENCODERS, MAX_WAITING
 from dreamer.gallery.keys import render_key
 from dreamer.gallery.settings import Settings
 from dreamer.serve.limits import Limits, Refused, retry_after
 from dreamer.serve.scheduler import Scheduler
 from dreamer.serve.store import Entry, Store
+from dreamer.serve.workers import Here, Order, WorkerLost, jpeg
 from dreamer.style import Style
 
 FINISHED = ("done", "failed", "cancelled", "interrupted")
 INTERRUPTED = "the server stopped during this dream; ask again"
 MAX_FINISHED = 256  # finished dreams remembered by id (their files stay in the store)
+RETRIES = 2  # times a dream runs again after its worker died under it
+NO_WORKER = "no worker of the cluster is left; restart the server"
 
 
 class Cancelled(Exception):
@@ -59,6 +64,7 @@ class Dream:
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     arrived: float = dataclasses.field(default_factory=time.monotonic)
     batch: int = 0  # how many dreams ran together in its batch (it among them), once it runs
+    tries: int = 0  # times its worker died under it
 
 
 class Changes:
@@ -97,9 +103,11 @@ def noise_sha256(name: str, seed: int) -> str:
 
 
 class DreamQueue:
-    """The queued and running dreams, bounded overall and per client, and the worker thread that dreams them."""
+    """The queued and running dreams, bounded overall and per client, the threads of `workers` (default: one here)
+    that dream them and the encoders that store their files."""
 
-    def __init__(self, settings: Settings, limits: Limits, store: Store, changes: Changes, interrupted=()):
+    def __init__(self, settings: Settings, limits: Limits, store: Store, changes: Changes, interrupted=(),
+                 workers=None):
         self.settings, self.limits, self.store, self.changes = settings, limits, store, changes
         self.dreams: dict[str, Dream] = {}
         self.finished: collections.deque[str] = collections.deque()  # ids of finished dreams, oldest first
@@ -107,7 +115,11 @@ class DreamQueue:
         self.lock = threading.Condition()
         self.seconds = 10.0  # a dream's running mean duration, for Retry-After
         self.stopping = False
-        self.worker = threading.Thread(target=self._work, name="dreamer-worker", daemon=True)
+        self.workers = list(workers or [Here(settings)])
+        self.threads = [threading.Thread(target=self._work, args=(worker,), name=f"dreamer-worker-{n}", daemon=True)
+                        for n, worker in enumerate(self.workers)]
+        self.encoders = ThreadPoolExecutor(ENCODERS, thread_name_prefix="dreamer-encode")
+        self.waiting_encodes = threading.BoundedSemaphore(MAX_WAITING)
         self.scheduler = Scheduler(self, limits.max_batch, limits.max_wait_ms)
         for data in interrupted:  # what Store.open() found in the journal of a server that stopped
             self._interrupted(data)
@@ -125,13 +137,16 @@ class DreamQueue:
             self._finish(dream)
 
     def start(self) -> None:
-        self.worker.start()
+        for thread in self.threads:
+            thread.start()
 
     def stop(self) -> None:
-        """Stop the worker: the running dream ends at its next step."""
+        """Stop the workers: the running dreams end at their next step; those waiting to be encoded stay in the
+        journal (the next server reports them interrupted)."""
         with self.lock:
             self.stopping = True
             self.lock.notify_all()
+        self.encoders.shutdown(wait=False, cancel_futures=True)
 
     def new(self, client: str, style: Style, photo, size: int, key: str, **more) -> Dream:
         """A dream; `more`: the photo as sent (upload, suffix) and keep."""
@@ -141,8 +156,13 @@ class DreamQueue:
         """Queue `dreams` (one client's) in the journal, or answer one whose files the store keeps at once; Refused
         (429) when they would take the queue or the client past its bound. Reads files: not on the event loop."""
         stored = {dream.key: self.store.get(dream.key) for dream in dreams}
+        replayed = {dream.key: stored_frames(self.store, stored[dream.key], dream.style,
+                                                bool(self.settings.gif.get("pingpong")))
+                    for dream in dreams if stored[dream.key] is not None}
         with self.lock:
             fresh = [dream for dream in dreams if stored[dream.key] is None]
+            if fresh and not self.workers:
+                raise Refused(503, NO_WORKER)
             active = [d for d in self.dreams.values() if d.status in ("queued", "running")]
             mine = sum(d.client == dreams[0].client for d in active) if dreams else 0
             if fresh and (len(active) + len(fresh) > self.limits.max_queue
@@ -154,6 +174,7 @@ class DreamQueue:
                 self.dreams[dream.id] = dream
                 if stored[dream.key] is not None:
                     dream.status, dream.step, dream.entry, dream.upload = "done", dream.total, stored[dream.key], None
+                    dream.frames = list(replayed[dream.key])
                     self._finish(dream)
                 else:
                     self.store.begin(dream.id, {"style": dream.style.to_dict(), "size": dream.size, "key": dream.key})
@@ -184,26 +205,38 @@ class DreamQueue:
         while len(self.finished) > MAX_FINISHED:
             self.dreams.pop(self.finished.popleft(), None)
 
-    def _work(self) -> None:
+    def _work(self, worker) -> None:
+        """Dream the batches the scheduler gives on `worker` until the queue stops (or the worker is lost and cannot
+        be replaced)."""
         while (batch := self.scheduler.next_batch()) is not None:
             self.changes.bump()
             started = time.perf_counter()
-            outcomes = self._dream(batch)
+            try:
+                outcomes = self._dream(batch, worker)
+            except WorkerLost as exc:
+                self._lost(batch, one_line(exc))
+                if self.stopping:  # the cluster is closing: its dreams stay in the journal, interrupted
+                    return
+                if not worker.replace():
+                    self._gone(worker)
+                    return
+                continue
             with self.lock:
                 for dream, status, error in outcomes:
                     dream.status, dream.error = status, error
                     self._finish(dream)
-                if any(status == "done" for _, status, _ in outcomes):  # a dream's share of the batch's time
+                if len(outcomes) < len(batch):  # a dream's share of the batch's dreaming time
                     self.seconds = 0.8 * self.seconds + 0.2 * (time.perf_counter() - started) / len(batch)
             self.changes.bump()
 
-    def _dream(self, dreams: list[Dream]) -> list[tuple[Dream, str, str | None]]:
-        """Dream `dreams` (one, or several that dream together), keeping each one's frames as they come, then write
-        each one's files: (dream, status, one-line error) of those that had not finished before. A dream
-        cancelled in a batch is dropped at the next step: it is cancelled there and then, its frames no longer
-        kept, while the others go on (its pixels ride along to the batch's end, the price of not re-batching
-        mid-dream); the batch stops when none is left, or when the server stops."""
-        live, images, outcomes = {dream.id: dream for dream in dreams}, {dream.id: [] for dream in dreams}, []
+    def _dream(self, dreams: list[Dream], worker) -> list[tuple[Dream, str, str | None]]:
+        """Dream `dreams` (one, or several that dream together) on `worker`, keeping each one's frames as they come,
+        then hand each one's files to the encoders (which store them and make it done): (dream, status, one-line
+        error) of those that ended otherwise. A dream cancelled in a batch is dropped at the next step: it is
+        cancelled there and then, its frames no longer kept, while the others go on (its pixels ride along to the
+        batch's end, the price of not re-batching mid-dream); the batch stops when none is left, or when the
+        server stops. WorkerLost if the worker died under the batch."""
+        live = {dream.id: dream for dream in dreams}
 
         def drop_cancelled():
             with self.lock:
@@ -221,68 +254,123 @@ class DreamQueue:
                     dream.step, dream.total = done, total
             self.changes.bump()
 
-        started = time.perf_counter()
+        run = worker.dream([Order(d.photo, d.style, d.size, d.key) for d in dreams], on_step)
         try:
-            for step, frames in self._frames(dreams, on_step):
+            while True:
+                try:
+                    step, shown = next(run)
+                except StopIteration as end:
+                    made = end.value
+                    break
                 drop_cancelled()
-                shown = [(dream, frame, jpeg(frame)) for dream, frame in zip(dreams, frames) if dream.id in live]
                 with self.lock:
-                    for dream, frame, data in shown:
-                        images[dream.id].append(frame)
-                        dream.frames.append((step, data))
-                        dream.step = step
+                    for dream, data in zip(dreams, shown):
+                        if dream.id in live and (not dream.frames or step > dream.frames[-1][0]):  # a retried
+                            dream.frames.append((step, data))  # dream keeps the frames it sent before
+                            dream.step = step
                 self.changes.bump()
         except Cancelled:
+            run.close()
             return [(dream, "cancelled", None) for dream in live.values()]
+        except WorkerLost:
+            raise
         except Exception as exc:  # the dreams fail on one line, the server goes on
             failed = failure(exc)
             return [(dream, *failed) for dream in live.values()]
-        seconds = (time.perf_counter() - started) / len(dreams)
-        for dream in live.values():
-            try:
-                self._save(dream, images[dream.id], seconds)
-                outcomes.append((dream, "done", None))
-            except Exception as exc:  # this one fails, the others are kept
-                outcomes.append((dream, *failure(exc)))
-        return outcomes
+        for dream, files in zip(dreams, made):
+            if dream.id in live:
+                self.waiting_encodes.acquire()  # at most MAX_WAITING dreams' frames wait to be encoded
+                self.encoders.submit(self._keep, dream, files)
+        return []
 
-    def _frames(self, dreams: list[Dream], on_step):
-        """(step, a frame a dream) as the engine makes them: one dream through dreamer.dream(), the library call;
-        several through the engine's batched path (dreamer.engine.loop.dream_batch, as a gallery build dreams
-        photos of one style together), each with its own seed's frames, those it would have alone."""
-        from dreamer.api import _image, dream
-
-        first, seed, tiles = dreams[0], self.settings.seed, self.settings.batch
-        if len(dreams) == 1:
-            for frame in dream(first.photo, first.style, size=first.size, seed=seed, batch=tiles, on_step=on_step):
-                yield frame.step, [frame.image]
+    def _keep(self, dream: Dream, files) -> None:
+        """On an encoder: the dream's files (a worker's `files()`) into the store, with the photo as sent; it is
+        then done (or failed on one line)."""
+        try:
+            rendered = files()
+            if isinstance(rendered, str):
+                status, error = "failed", rendered
+            else:
+                self._store(dream, rendered)
+                status, error = "done", None
+        except WorkerLost as exc:
+            self._lost([dream], one_line(exc))
             return
-        from dreamer.dreaming import canvas, prepare
-        from dreamer.engine.batching import resolve_batch
-        from dreamer.engine.loop import dream_batch
+        except Exception as exc:  # this one fails, the others are kept
+            status, error = failure(exc)
+        finally:
+            self.waiting_encodes.release()
+        with self.lock:
+            dream.status, dream.error = status, error
+            self._finish(dream)
+        self.changes.bump()
 
-        images = [_image(d.photo, d.size, seed)[0] for d in dreams]  # as dreamer.dream() reads them
-        _, _, stepper, schedule = prepare(first.style, first.size)
-        tiles = resolve_batch(tiles, stepper, *canvas(images[0].shape[:2], stepper, schedule), schedule.tile_size)
-        yield from zip(first.style.frame_steps,
-                       dream_batch(stepper, images, schedule, [seed] * len(images), tiles, on_step))
-
-    def _save(self, dream: Dream, images: list, seconds: float) -> None:
-        """Encode the GIF, the still and the videos as a gallery build does for this key (the gallery's [video]
-        settings) and keep them, with the photo as sent, in the store under the key."""
-        from dreamer.dreaming import encode
-        from dreamer.gallery.execute import render_options
-
-        made = encode(images, dream.style, render_options(dataclasses.replace(self.settings, size=dream.size)), seconds)
-        files = dict(made.files)
+    def _store(self, dream: Dream, rendered) -> None:
+        """Keep the files, with the photo as sent, in the store under the dream's key."""
+        files = dict(rendered.files)
         if dream.upload is not None:
             files[f"photo.{dream.suffix}"] = dream.upload
         entry = self.store.put(dream.key, files, {
-            "style": dream.style.name, "size": dream.size, "frames": made.frames, "gif_frames": made.gif_frames,
-            "width": made.width, "height": made.height, "seconds": round(seconds, 2), "backend": made.backend,
-            "precision": made.precision})
+            "style": dream.style.name, "size": dream.size, "frames": rendered.frames,
+            "gif_frames": rendered.gif_frames, "width": rendered.width, "height": rendered.height,
+            "seconds": round(rendered.seconds, 2), "backend": rendered.backend, "precision": rendered.precision})
         with self.lock:
             dream.entry, dream.upload = entry, None
+
+    def _lost(self, dreams: list[Dream], line: str) -> None:
+        """The worker of `dreams` died: those still running go back to the head of the queue, to run again on
+        another worker, at most RETRIES times; then they fail on one line."""
+        with self.lock:
+            for dream in reversed(dreams):
+                if dream.status != "running":
+                    continue
+                dream.tries += 1
+                if dream.cancel.is_set():
+                    dream.status = "cancelled"
+                elif dream.tries > RETRIES:
+                    dream.status, dream.error = "failed", f"lost with {dream.tries} workers of the cluster ({line})"
+                else:
+                    dream.status, dream.batch = "queued", 0
+                    self.waiting.appendleft(dream)
+                    continue
+                self._finish(dream)
+            self.lock.notify_all()
+        self.changes.bump()
+
+    def _gone(self, worker) -> None:
+        """`worker` is lost for good; when it was the last, the waiting dreams fail on one line."""
+        with self.lock:
+            self.workers.remove(worker)
+            if self.workers:
+                return
+            for dream in list(self.waiting):
+                self.waiting.remove(dream)
+                dream.status, dream.error = "failed", NO_WORKER
+                self._finish(dream)
+        self.changes.bump()
+
+
+def stored_frames(store: Store, entry: Entry, style: Style, pingpong: bool) -> list[tuple[int, bytes]]:
+    """A stored dream's frames as (step, JPEG bytes), decoded from its GIF, whose first frames are the dream's in
+    order (with `pingpong`, the rest play them back); where the GIF merged frames equal after quantisation, only
+    its first and last, whose steps are sure. [] if the GIF is gone or does not decode."""
+    steps = style.frame_steps
+    whole = len(steps) if not pingpong or len(steps) == 1 else 2 * len(steps) - 2
+    file = store.opened(entry, "gif")
+    if file is None:
+        return []
+    frames = []
+    try:
+        with file, Image.open(file) as gif:
+            shown = list(enumerate(steps)) if gif.n_frames == whole else [(0, 0), (gif.n_frames - 1, steps[-1])]
+            if pingpong and gif.n_frames != whole:
+                shown = shown[:1]  # its last frame is not the dream's
+            for index, step in shown:
+                gif.seek(index)
+                frames.append((step, jpeg(np.asarray(gif.convert("RGB")))))
+    except (OSError, EOFError, ValueError, SyntaxError):  # what Pillow raises on a GIF it cannot read
+        return []
+    return frames
 
 
 def failure(exc: Exception) -> tuple[str, str]:
@@ -291,10 +379,3 @@ def failure(exc: Exception) -> tuple[str, str]:
     if not isinstance(exc, DreamerError):
         traceback.print_exc(file=sys.stderr)
     return "failed", one_line(exc)
-
-
-def jpeg(image: np.ndarray) -> bytes:
-    """A frame as JPEG bytes, for the event stream."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "JPEG", quality=85)
-    return buffer.getvalue()

@@ -148,6 +148,19 @@ class Store:
             self._checked.pop(path, None)
         return ok
 
+    def opened(self, entry: Entry, role: str):
+        """The file in `role` open for reading, checked against its record first; None (the entry dropped) if it
+        is damaged or gone, as when it was evicted since `entry` was read. Open, it is read whole even if it is
+        evicted afterwards."""
+        with self.lock:
+            try:
+                if self.intact(entry, role):
+                    return open(entry.files[role], "rb")
+            except OSError:
+                pass
+            self.drop(entry.key)
+            return None
+
     def put(self, key: str, files: dict, record: dict) -> Entry:
         """Copy `files` (role -> a file's path, or bytes) in as the entry of `key`, each atomically and the record
         (`record` and the files' names, bytes and sha256) last; then evict the least recently used past the limit."""
