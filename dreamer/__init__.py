@@ -1,5 +1,5 @@
 """Dreamer: DeepDream GIF galleries. As a library: `from dreamer import dream, render, styles, Style, DreamerError`
-(dreamer.api; nothing heavy loads until a dream is asked for)."""
+(and `dream_clip`, `render_clip` for clips; dreamer.api; nothing heavy loads until a dream is asked for)."""
 
 import os
 
@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up
 
 __version__ = "0.1.0"
 
-_API = ("DreamerError", "Frame", "Style", "dream", "render", "styles")
+_API = ("DreamerError", "Frame", "Style", "dream", "dream_clip", "render", "render_clip", "styles")
 __all__ = list(_API)
 
 

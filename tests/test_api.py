@@ -69,6 +69,7 @@ def test_bad_input_raises_one_line(photo, style, changes, message):
 
 
 def test_the_api_is_what_import_dreamer_offers():
-    assert sorted(dreamer.__all__) == ["DreamerError", "Frame", "Style", "dream", "render", "styles"]
+    assert sorted(dreamer.__all__) == ["DreamerError", "Frame", "Style", "dream", "dream_clip", "render", "render_clip",
+                                      "styles"]
     with pytest.raises(AttributeError):
         dreamer.no_such_thing  # noqa: B018

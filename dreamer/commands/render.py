@@ -62,6 +62,7 @@ def run(args) -> int:
     if all(is_clip(name) for name in args.inputs):  # videos and animations: dreamed coherently, frame by frame
         # (among photos, an animated GIF dreams as a photo: its first frame)
         return render_clip.run(args, styles)
+    render_clip.refuse_videos_among_photos(args.inputs)
     if args.zoom is not None and not 1.0 < args.zoom <= 2.0:
         raise DreamerError(f"--zoom {args.zoom:g}: use a factor between 1 and 2, such as 1.03")
     options = RenderOptions(size=args.size, seed=args.seed, batch=args.batch, zoom=args.zoom,

@@ -1,17 +1,16 @@
 """`dreamer render` of clips (videos, animated GIFs and WebPs): each dreamed coherently into an MP4, WebM or GIF with
-its sound (dreamer.dreaming.clips), a progress bar over its frames."""
+its sound (dreamer.dreaming.clips), a progress bar over its frames; a render killed midway resumes when run again."""
 
 import argparse
 import math
 import os
+import sys
 from pathlib import Path
 
 from dreamer.errors import DreamerError
 from dreamer.files.safety import Inputs, check_outputs
 from dreamer.media.clip_writer import CLIP_FORMATS
-from dreamer.media.clips import ANIMATION_SUFFIXES, parse_seconds
-
-MAX_FPS = 120
+from dreamer.media.clips import ANIMATION_SUFFIXES, MAX_FPS, is_clip, parse_seconds
 
 
 def arguments(parser) -> None:
@@ -39,6 +38,16 @@ def _fps(text: str) -> float:
     return fps
 
 
+def refuse_videos_among_photos(inputs) -> None:
+    """A video among photos stops the command on one line (an animated GIF or WebP among photos dreams as a photo,
+    its first frame)."""
+    photo = next((name for name in inputs if not is_clip(name)), None)
+    video = next((name for name in inputs if is_clip(name) and Path(name).suffix.lower() not in ANIMATION_SUFFIXES),
+                 None)
+    if photo and video:
+        raise DreamerError(f"{video} is a clip and {photo} a photo: render clips and photos in separate commands")
+
+
 def run(args, styles) -> int:
     """Dream every clip of `args.inputs` (all clips) in every style of `styles`; 0 when all were written, a clip that
     cannot be read stops the command (InputError)."""
@@ -64,11 +73,17 @@ def run(args, styles) -> int:
                 def on_frame(done, total, bar=bar):
                     bar.total = max(total or 0, done)
                     bar.update(done - bar.n)
-                result = render_clip(name, style, out, options, args.seconds, args.fps, on_frame)
+                result = render_clip(name, style, out, options, args.seconds, args.fps, on_frame,
+                                     on_resume=_say_resuming)
             sound = " + sound" if result.audio else ""
             print(f"{out}{sound}  {result.frames} frames {result.width}x{result.height}  {result.length:.2f}s long  "
                   f"{result.seconds:.1f}s")
     return 0
+
+
+def _say_resuming(kept: int, total: int | None) -> None:
+    """A render killed before goes on after the frames it kept (dreamer.dreaming.clip_checkpoints)."""
+    print(f"resuming at frame {kept + 1} of {max(total or 0, kept + 1)}", file=sys.stderr)
 
 
 def _output_path(args, clip: Path, style_name: str, many: bool) -> Path:

@@ -1,6 +1,7 @@
 """Executing a build's renders: which go together and in what order, a group's dreams and a render's files as
 bytes (`dreams` and `encoded`, put together by `render_group` on a cluster's workers) and the serial executor, which
-encodes a render's files on ENCODERS threads while the next group dreams.
+encodes a render's files on ENCODERS threads while the next group dreams. A clip renders alone, here, streaming
+(`clip_rendered`): its files are encoded as it dreams.
 
 An executor's `run(groups)` yields (jobs, results) as groups finish, in order: a result is a Rendered (the files as
 bytes and what made them) or a one-line error. It writes nothing into the site: dreamer.gallery.write does.
@@ -45,6 +46,13 @@ class Rendered:
     backend: str
     precision: str
     node: str
+
+
+@dataclass
+class ClipRendered(Rendered):
+    """A finished clip render (never a cluster's): a Rendered with the clip's {length, frames, audio}."""
+
+    clip: dict
 
 
 def render_group(sources: list, style, options, dreaming=contextlib.nullcontext()) -> list:
@@ -123,6 +131,19 @@ def served(key: str, roles) -> Rendered | None:
                     facts["backend"], facts["precision"], socket.gethostname())
 
 
+def clip_rendered(job: Job, options, settings: Settings) -> ClipRendered | str:
+    """The clip of `job` dreamed with its style into its render's files (dreamer.gallery.clips), or the one-line
+    error that stopped it (a clip that cannot be read fails its row only)."""
+    activate()
+    from dreamer.gallery.clips import dreamed_files
+
+    try:
+        made = dreamed_files(job.photo.path, job.style, options, settings.clip_options(), "gif" in job.roles(settings))
+    except Exception as exc:  # one render's failure must not stop the gallery
+        return one_line(exc)
+    return ClipRendered(**made, node=socket.gethostname())
+
+
 def render_options(settings):
     """The engine's RenderOptions for a gallery's settings."""
     from dreamer.gallery.settings import video_options
@@ -151,6 +172,9 @@ class Serial:
         options, waiting = render_options(settings), collections.deque()  # (jobs, [Rendered, line or Future])
         for jobs in groups:
             yield from _encoded_groups(waiting, MAX_WAITING)
+            if jobs[0].photo.clip:  # alone in its group (`groups`), encoded as it dreams
+                waiting.append((jobs, [clip_rendered(jobs[0], options, settings)]))
+                continue
             style = jobs[0].style
             label = jobs[0].label if len(jobs) == 1 else f"{len(jobs)} photos · {style.name}"
             results = [None] * len(jobs)
@@ -205,10 +229,10 @@ def photos_together(batch) -> int:
 
 
 def groups(jobs: list[Job], size: int):
-    """Consecutive jobs of the same style, at most `size` at a time."""
+    """Consecutive jobs of the same style, at most `size` at a time; a clip's job alone."""
     group = []
     for job in jobs:
-        if group and (len(group) == size or job.style != group[0].style):
+        if group and (len(group) == size or job.style != group[0].style or job.photo.clip or group[0].photo.clip):
             yield group
             group = []
         group.append(job)

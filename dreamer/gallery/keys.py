@@ -71,6 +71,6 @@ def _painting_digest(path) -> str | None:
         return None
 
 
-def photo_key(input_sha256: str, size: int) -> str:
-    """The key of the original photo resized for the gallery."""
-    return _hash({"input": input_sha256, "photo": size})
+def photo_key(input_sha256: str, size: int, clip: dict | None = None) -> str:
+    """The key of the original photo resized for the gallery (of a clip: its part and frame rate `clip` too)."""
+    return _hash({"input": input_sha256, "photo": size, **({"clip": clip} if clip is not None else {})})

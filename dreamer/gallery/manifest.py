@@ -43,7 +43,7 @@ def keyed(name: str) -> bool:
     key = file.split(".")[0].removesuffix("-small")
     if not _KEY.match(key):
         return False
-    return name in render_files(key).values() if folder == RENDERS else name == f"{PHOTOS}/{key}.jpg"
+    return name in (render_files(key) if folder == RENDERS else photo_files(key)).values()
 
 
 def render_files(key: str) -> dict[str, str]:
@@ -53,11 +53,22 @@ def render_files(key: str) -> dict[str, str]:
     return {"gif": gif, "still": f"{RENDERS}/{key}.jpg", **videos}
 
 
+# The videos of a clip, dreamed or its source: both formats at full size, never a small rendition.
+CLIP_VIDEOS = FORMATS
+
+
+def photo_files(key: str) -> dict[str, str]:
+    """Every name a photo with this key may have, by role: its picture ("file"; a clip's poster) and a clip's
+    videos."""
+    return {"file": f"{PHOTOS}/{key}.jpg", **{fmt: f"{PHOTOS}/{key}.{fmt}" for fmt in CLIP_VIDEOS}}
+
+
 @dataclass
 class Manifest:
     """The manifest: `renders` key -> {input, input_sha256, style, definition, options, precision, backend, engine,
-    frames, gif_frames, seconds, width, height, bytes, still_bytes, gif, still, videos, steps, times}; `photos`
-    key -> {input, sha256, width, height, bytes, file}; `files` path relative to the site -> {bytes, sha256} for
+    frames, gif_frames, seconds, width, height, bytes, still_bytes, gif, still, videos, steps, times} (a clip's:
+    `clip` {length, frames, audio}, its still the poster, gif, bytes and gif_frames only where it has a GIF); `photos`
+    key -> {input, sha256, width, height, bytes, file} (a clip's: its poster, with `videos` and `clip`); `files` path relative to the site -> {bytes, sha256} for
     every file a build wrote (renders, photos, pages, static files, .nojekyll): the only files a build may replace
     or delete. `found` says what load found: "ok", "missing", "corrupt" (not a Dreamer manifest), or "legacy"
     (version 1, which recorded no files); `problems` the warning line of each entry dropped."""
@@ -152,10 +163,22 @@ _RENDER_FIELDS = {
     "steps": lambda v: isinstance(v, list) and all(_count(s) for s in v),
     "times": lambda v: isinstance(v, list) and all(isinstance(t, list) and len(t) == 2 and all(map(_seconds, t))
                                                    for t in v),
+    "clip": lambda v: _clip(v),
 }
+
+
+def _clip(value) -> bool:
+    """A clip's facts: {length in seconds, frames, whether it has sound}."""
+    return (isinstance(value, dict) and set(value) == {"length", "frames", "audio"} and _seconds(value["length"])
+            and _side(value["frames"]) and isinstance(value["audio"], bool))
+
+
 # What every entry has (a version-1 entry lacks gif_frames and videos, which a build works out from the files).
 _RENDER_NEEDS = {"gif", "still", "width", "height", "bytes"}
-_PHOTO_FIELDS = {"input": _text, "sha256": _sha, "file": _text, "width": _side, "height": _side, "bytes": _count}
+# A clip's entry has no GIF unless it was made from an animation, and always its two videos.
+_CLIP_NEEDS = {"still", "width", "height", "frames", "still_bytes", "videos", "clip"}
+_PHOTO_NEEDS = {"input": _text, "sha256": _sha, "file": _text, "width": _side, "height": _side, "bytes": _count}
+_PHOTO_FIELDS = {**_PHOTO_NEEDS, "videos": lambda v: isinstance(v, dict), "clip": _clip}
 
 
 def _fields_problem(entry, fields: dict, needed) -> str | None:
@@ -173,15 +196,22 @@ def _fields_problem(entry, fields: dict, needed) -> str | None:
 def _render_problem(key, entry, legacy: bool) -> str | None:
     if not isinstance(key, str) or not _KEY.match(key):
         return "not a render key"
-    needed = _RENDER_NEEDS if legacy else _RENDER_NEEDS | {"frames", "gif_frames", "still_bytes"}
+    clip = isinstance(entry, dict) and "clip" in entry and not legacy
+    if clip:
+        needed = _CLIP_NEEDS | ({"bytes", "gif_frames"} if "gif" in entry else set())
+    else:
+        needed = _RENDER_NEEDS if legacy else _RENDER_NEEDS | {"frames", "gif_frames", "still_bytes"}
     problem = _fields_problem(entry, _RENDER_FIELDS, needed)
     if problem:
         return problem
     names = render_files(key)
-    wrong = [role for role, file in [("gif", entry["gif"]), ("still", entry["still"]), *entry.get("videos", {}).items()]
-             if names.get(role) != file]
+    files = [("still", entry["still"]), *entry.get("videos", {}).items()] + (
+        [("gif", entry["gif"])] if "gif" in entry else [])
+    wrong = [role for role, file in files if names.get(role) != file]
     if wrong:
         return f"not the render's own file(s): {', '.join(json.dumps(role)[:80] for role in wrong)}"
+    if clip and set(entry["videos"]) != set(CLIP_VIDEOS):
+        return f"a clip's videos are {' and '.join(CLIP_VIDEOS)}, at full size"
     if ("steps" in entry) != ("times" in entry) or len(entry.get("steps", ())) != len(entry.get("times", ())):
         return "steps and times do not match"
     return None
@@ -190,9 +220,14 @@ def _render_problem(key, entry, legacy: bool) -> str | None:
 def _photo_problem(key, entry) -> str | None:
     if not isinstance(key, str) or not _KEY.match(key):
         return "not a photo key"
-    problem = _fields_problem(entry, _PHOTO_FIELDS, _PHOTO_FIELDS)
+    problem = _fields_problem(entry, _PHOTO_FIELDS, _PHOTO_NEEDS)
     if problem is None and entry["file"] != f"{PHOTOS}/{key}.jpg":
         return f"its file is not {PHOTOS}/{key}.jpg"
+    if problem is None and ("videos" in entry) != ("clip" in entry):
+        return "a clip has both videos and clip, a photo neither"
+    names = photo_files(key)
+    if problem is None and "videos" in entry and entry["videos"] != {fmt: names[fmt] for fmt in CLIP_VIDEOS}:
+        return f"its videos are not {' and '.join(names[fmt] for fmt in CLIP_VIDEOS)}"
     return problem
 
 

@@ -11,29 +11,39 @@ from dreamer.gallery import recover
 from dreamer.gallery.execute import Rendered, served
 from dreamer.gallery.files import MANIFEST, PHOTOS, RENDERS, STATE, SiteFiles
 from dreamer.gallery.keys import file_digest, photo_key, render_key
-from dreamer.gallery.manifest import Manifest
+from dreamer.gallery.manifest import CLIP_VIDEOS, Manifest, photo_files
 from dreamer.gallery.settings import ConfigError, Settings, video_options
 from dreamer.gallery.site import slug
 from dreamer.gallery.write import photo_entry, render_entry
+from dreamer.media.clips import ANIMATION_SUFFIXES, VIDEO_SUFFIXES, is_clip
 from dreamer.media.marks import read_mark
 from dreamer.style import Style
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp"}
+INPUT_SUFFIXES = IMAGE_SUFFIXES | set(VIDEO_SUFFIXES)
 
 
 @dataclass
 class Photo:
-    """One input file. `key` names its resized copy in site/photos; `error` is set if it is unusable."""
+    """One input file. `key` names its resized copy in site/photos; `error` is set if it is unusable. `clip`:
+    "video" or "animation" for a clip (its row dreams it frame after frame), "" for a photo."""
 
     name: str
     path: Path
     sha256: str | None
     key: str | None
     error: str | None = None
+    clip: str = ""
 
     @property
     def file(self) -> str:
+        """The resized photo, or a clip's poster (its first frame)."""
         return f"{PHOTOS}/{self.key}.jpg"
+
+    @property
+    def videos(self) -> dict[str, str]:
+        """A clip's videos at the gallery size by format ("webm", "mp4"); none for a photo."""
+        return {fmt: photo_files(self.key)[fmt] for fmt in CLIP_VIDEOS} if self.clip else {}
 
     @property
     def slug(self) -> str:
@@ -61,12 +71,16 @@ class Job:
         return f"{RENDERS}/{self.key}.jpg"
 
     def videos(self, settings: Settings) -> dict[str, str]:
-        """name ("webm", "mp4-small", ...) -> site path of the videos beside the GIF."""
+        """name ("webm", "mp4-small", ...) -> site path of the videos beside the GIF (a clip's: its CLIP_VIDEOS)."""
+        if self.photo.clip:
+            return {fmt: f"{RENDERS}/{self.key}.{fmt}" for fmt in CLIP_VIDEOS}
         return {name: str(path) for name, (path, _) in video_options(settings).paths(self.gif).items()}
 
     def roles(self, settings: Settings) -> dict[str, str]:
-        """Every file of the render by its role ("gif", "still", "webm", "mp4-small", ...) -> site path."""
-        return {"gif": self.gif, "still": self.still, **self.videos(settings)}
+        """Every file of the render by its role ("gif", "still", "webm", "mp4-small", ...) -> site path. A clip's
+        still is its poster; it has a GIF only where its source is an animation (a GIF stays small there)."""
+        gif = {"gif": self.gif} if self.photo.clip in ("", "animation") else {}
+        return {**gif, "still": self.still, **self.videos(settings)}
 
     def files(self, settings: Settings) -> list[str]:
         """Every file of the render: GIF, still, videos."""
@@ -98,12 +112,12 @@ class Plan:
 
 
 def list_inputs(folder: Path) -> list[Path]:
-    """The image files in `folder` (not hidden, by extension), sorted by name, relative to the
+    """The image and video files in `folder` (not hidden, by extension), sorted by name, relative to the
     working directory where they are under it (error messages name them so)."""
     if not folder.is_dir():
         raise ConfigError(f"inputs: {folder} is not a folder; create it and put photos in it")
     files = [p for p in folder.iterdir()
-             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
+             if p.suffix.lower() in INPUT_SUFFIXES and not p.name.startswith(".") and p.is_file()]
     cwd = Path.cwd()
     return [p.relative_to(cwd) if p.is_relative_to(cwd) else p
             for p in sorted(files, key=lambda p: (p.name.casefold(), p.name))]
@@ -121,7 +135,9 @@ def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
         except OSError as exc:
             photos.append(Photo(path.name, path, None, None, f"{path}: cannot be read ({exc.strerror})"))
             continue
-        photos.append(Photo(path.name, path, sha, photo_key(sha, settings.size)))
+        clip = _clip_kind(path)
+        photos.append(Photo(path.name, path, sha, photo_key(sha, settings.size, settings.clip_options() if clip
+                                                            else None), clip=clip))
     for name in settings.static:  # static is made from its name and the seed: hash those
         sha = hashlib.sha256(f"{name} seed {settings.seed}".encode()).hexdigest()
         photos.append(Photo(name, Path(name), sha, photo_key(sha, settings.size)))
@@ -136,12 +152,17 @@ def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
 
     files = SiteFiles(output, manifest, Inputs(_read_files(settings, photos)), site.static_sources(settings))
     options = settings.render_options()
-    jobs = [Job(photo, style, render_key(photo.sha256, style, options) if photo.sha256 else None, "")
+    clip_options = {**options, "clip": settings.clip_options()}
+    jobs = [Job(photo, style, render_key(photo.sha256, style, clip_options if photo.clip else options)
+                if photo.sha256 and not _classless(photo, style) else None, "")
             for photo in photos for style in settings.styles]
     wanted = _wanted(settings, photos, jobs)
     recovered = _recover(files, settings, photos, jobs, wanted)
     files.settle_claims(wanted)
     for job in jobs:
+        if _classless(job.photo, job.style):
+            job.action, job.message = "skip", f"{job.label}: a class style dreams no clip (a clip needs layers)"
+            continue
         cached = job.key is not None and _rendered(files, job, settings)
         if job.key is not None and not (cached or force):
             job.served = served(job.key, job.roles(settings))
@@ -154,6 +175,18 @@ def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
     files.check(wanted, stale)
     notes = recovered + files.notes
     return Plan(settings, manifest, photos, jobs, files, wanted, stale, notes)
+
+
+def _classless(photo: Photo, style: Style) -> bool:
+    """Whether `style` cannot dream `photo`: a clip, and a class style (it dreams toward a class, from static)."""
+    return bool(photo.clip and style.target_class)
+
+
+def _clip_kind(path: Path) -> str:
+    """"video" or "animation" for a clip (a video's suffix or header, an animated GIF or WebP), else ""."""
+    if not is_clip(path):
+        return ""
+    return "animation" if path.suffix.lower() in ANIMATION_SUFFIXES else "video"
 
 
 def _read_files(settings: Settings, photos: list[Photo]) -> list[Path]:
@@ -173,7 +206,8 @@ def _wanted(settings: Settings, photos: list[Photo], jobs: list[Job]) -> list[st
     from dreamer.gallery import site
 
     renders = [name for job in jobs if job.key for name in job.files(settings)]
-    return [*renders, *(p.file for p in photos if p.key), *site.site_names(settings, [p.name for p in photos])]
+    originals = [name for p in photos if p.key for name in (p.file, *p.videos.values())]
+    return [*renders, *originals, *site.site_names(settings, [p.name for p in photos])]
 
 
 def _recover(files: SiteFiles, settings: Settings, photos: list[Photo], jobs: list[Job], wanted) -> list[str]:
@@ -189,7 +223,7 @@ def _recover(files: SiteFiles, settings: Settings, photos: list[Photo], jobs: li
     recover.adopt_marked(files, wanted)
     for job in jobs:
         found = None
-        if job.key and job.key not in manifest.renders:
+        if job.key and job.key not in manifest.renders and not job.photo.clip:  # a clip renders again
             found = recover.on_disk(files, job.gif, job.still, job.videos(settings).values())
         if found and found["mark"].get("frames"):
             mark = found["mark"]
@@ -198,7 +232,7 @@ def _recover(files: SiteFiles, settings: Settings, photos: list[Photo], jobs: li
                                                      **{k: found[k] for k in ("gif_frames", "width", "height")},
                                                      files=files)
     for photo in photos:
-        if photo.key and photo.key not in manifest.photos and files.owns(photo.file):
+        if photo.key and photo.key not in manifest.photos and files.owns(photo.file) and not photo.clip:
             manifest.photos[photo.key] = photo_entry(photo, files)
     if not lost:
         return []

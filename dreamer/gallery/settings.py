@@ -47,6 +47,10 @@ DEFAULTS = {
         "formats": ["webm", "mp4"],  # written beside every GIF, shown by the pages (the GIF without JavaScript)
         "small": 240,  # long side of a second, smaller rendition for the index grid on phones (0: none)
     },
+    "clip": {  # videos and animated GIFs in the inputs: rows of dreamed clips (their long side: `size`)
+        "seconds": "",  # the part of each clip to dream, A-B in seconds ("": all of it, up to 300 s)
+        "fps": 0,  # resample each clip to this many frames a second (0: its own frames and times)
+    },
 }
 
 
@@ -79,12 +83,17 @@ class Settings:
     styles: tuple[Style, ...]
     gif: dict
     video: dict
+    clip: dict
     source: str = "settings"  # what error messages name: the config file, or "settings"
     root: Path = Path(".")  # the folder of the config file (the project): paths in it are relative to it
 
     def render_options(self) -> dict:
         """The render parameters that shape the pictures (part of every render key)."""
         return {"size": self.size, "seed": self.seed, "gif": dict(self.gif), "video": dict(self.video)}
+
+    def clip_options(self) -> dict:
+        """What shapes a clip's frames besides render_options (part of a clip's render and photo keys)."""
+        return {"seconds": self.clip["seconds"] or None, "fps": self.clip["fps"] or None}
 
 
 def load(path) -> Settings:
@@ -103,13 +112,13 @@ def load(path) -> Settings:
 
 
 def create_settings(root=".", source: str = "settings", **overrides) -> Settings:
-    """The defaults, overridden key by key (`gif` and `video` merge), validated. Tests build settings with it."""
+    """The defaults, overridden key by key (`gif`, `video` and `clip` merge), validated. Tests build settings with it."""
     data = copy.deepcopy(DEFAULTS)
     for key, value in overrides.items():
         if key not in DEFAULTS:
             hint = closest(key, DEFAULTS, "known keys: " + ", ".join(DEFAULTS))
             raise ConfigError(f"{source}: unknown key {key!r}{hint}")
-        if key in ("gif", "video") and isinstance(value, dict):
+        if key in ("gif", "video", "clip") and isinstance(value, dict):
             unknown = sorted(set(value) - set(DEFAULTS[key]))
             if unknown:
                 hint = closest(unknown[0], DEFAULTS[key], "known: " + ", ".join(DEFAULTS[key]))
@@ -171,7 +180,7 @@ def _validated(data: dict, root: Path, source: str) -> Settings:
         styles=tuple(_rooted(style, root) for style in
                      _with_precision(_styles(data["styles"], data["style"], fail), data["precision"], data["style"],
                                      fail)),
-        gif=dict(gif), video=video, source=source, root=root,
+        gif=dict(gif), video=video, clip=_clip(data["clip"], fail), source=source, root=root,
     )
 
 
@@ -189,6 +198,25 @@ def _video(video, fail) -> dict:
     if small != 0 and (isinstance(small, bool) or not isinstance(small, int) or not MIN_SIZE <= small <= MAX_SIZE):
         fail("video.small", f"must be 0 (none) or an integer from {MIN_SIZE} to {MAX_SIZE}, got {small!r}")
     return {"formats": list(formats), "small": small}
+
+
+def _clip(clip, fail) -> dict:
+    """The [clip] table checked: seconds "" or A-B (as `dreamer render --seconds`), fps 0 or up to MAX_FPS."""
+    from dreamer.media.clips import MAX_FPS, parse_seconds
+
+    if not isinstance(clip, dict):
+        fail("clip", "must be a table of clip options")
+    seconds, fps = clip["seconds"], clip["fps"]
+    try:
+        part = list(parse_seconds(seconds)) if seconds else None
+    except (ValueError, AttributeError) as exc:
+        fail("clip.seconds", f"{seconds!r}: {exc if isinstance(exc, ValueError) else 'must be a string'}")
+    if part and part[1] == float("inf"):
+        part[1] = None  # the rest of the clip (TOML and JSON have no infinity)
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (fps == 0 or 0 < fps <= MAX_FPS):
+        fail("clip.fps", f"must be 0 (the clip's own frames) or a number of frames a second up to {MAX_FPS}, "
+                         f"got {fps!r}")
+    return {"seconds": part, "fps": fps}
 
 
 def check_address(address: str) -> str:

@@ -120,11 +120,12 @@ def _context(plan) -> dict:
     for photo in plan.photos:
         entry = manifest.photos.get(photo.key) if photo.key else None
         original = None
-        if entry and (output / entry["file"]).is_file():
+        if entry and all((output / name).is_file() for name in (entry["file"], *entry.get("videos", {}).values())):
             original = {"src": entry["file"], "width": entry["width"], "height": entry["height"],
-                        "alt": f"{photo.name}, the original photo"}
+                        "alt": f"{photo.name}, the original {'clip' if photo.clip else 'photo'}",
+                        "videos": _videos(entry), "clip": _clip(entry)}
         row = {"name": photo.name, "page": page_name("photo", photo.name), "original": original,
-               "error": photo.error}
+               "error": photo.error, "clip": bool(photo.clip)}
         row["cells"] = [_cell(plan.job(photo, style), row, column, manifest, output)
                         for style, column in zip(settings.styles, columns)]
         rows.append(row)
@@ -149,15 +150,30 @@ def _cell(job, row, column, manifest, output: Path) -> dict:
     cell = {"row": row, "column": column, "state": "pending", "message": "not rendered yet",
             "width": (row["original"] or {}).get("width", 4), "height": (row["original"] or {}).get("height", 3)}
     entry = manifest.renders.get(job.key) if job.key else None
-    videos = entry.get("videos", {}) if entry else {}
-    if entry and all((output / name).is_file() for name in (entry["gif"], entry["still"], *videos.values())):
-        videos = [(role, videos[role]) for role in sorted(VIDEO_NAMES) if role in videos]
-        cell.update(state="ready", gif=entry["gif"], still=entry["still"], width=entry["width"],
+    files = [entry.get("gif"), entry["still"], *entry.get("videos", {}).values()] if entry else []
+    if entry and all((output / name).is_file() for name in files if name):
+        videos = _videos(entry)
+        gif = entry.get("gif")
+        cell.update(state="ready", gif=gif, still=entry["still"], width=entry["width"],
                     height=entry["height"], alt=f"{row['name']} dreamed with {column['name']}",
-                    videos=videos, timeline=_timeline(entry) if videos else None)
+                    videos=videos, timeline=_timeline(entry) if videos else None, clip=_clip(entry),
+                    download=(gif, "GIF") if gif else (entry["videos"]["mp4"], "MP4"))
     elif job.status == "failed":
         cell.update(state="failed", message=job.message)
+    elif job.action == "skip" and job.message:  # a cell that never renders says why
+        cell.update(message=job.message.removeprefix(f"{job.label}: "))
     return cell
+
+
+def _videos(entry) -> list[tuple[str, str]]:
+    """[(role, file)] of an entry's videos, roles from manifest.VIDEO_NAMES only: data never names an attribute."""
+    videos = entry.get("videos", {})
+    return [(role, videos[role]) for role in sorted(VIDEO_NAMES) if role in videos]
+
+
+def _clip(entry) -> dict | None:
+    """What the page's slider reads off a clip's video: its length in seconds and its number of frames."""
+    return {k: entry["clip"][k] for k in ("length", "frames")} if "clip" in entry else None
 
 
 def _timeline(entry) -> dict | None:

@@ -27,10 +27,11 @@ def verify(output, out) -> int:
             problems.append(f"{path}: its sha256 is not the manifest's (changed since Dreamer wrote it)")
     for key, entry in sorted(manifest.renders.items()):
         videos = list(entry.get("videos", {}).values())
-        for name in (entry["gif"], entry["still"], *videos):
+        gif = entry.get("gif")  # a clip made from a video has none
+        for name in (*([gif] if gif else []), entry["still"], *videos):
             if name not in manifest.files:
                 problems.append(f"{output / name}: render {key}'s file is not in the manifest's files")
-        if (output / entry["gif"]).is_file():
+        if gif and (output / gif).is_file():
             wrong = check_gif(output / entry["gif"], entry["gif_frames"], entry["width"], entry["height"])
             if wrong:
                 problems.append(f"{output / entry['gif']}: {wrong}")

@@ -1,5 +1,5 @@
 """Writing a build's results into the site: a finished render's bytes and its manifest entry, the photos
-resized for the pages. Every write goes through SiteFiles (atomic, recorded as Dreamer's)."""
+resized for the pages (a clip's: its poster and videos at the gallery size). Every write goes through SiteFiles (atomic, recorded as Dreamer's)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,27 @@ def record(job: Job, result: Rendered, settings: Settings, files: SiteFiles) -> 
         files.write(names[role], data)
     files.manifest.renders[job.key] = render_entry(
         job, settings, frames=result.frames, gif_frames=result.gif_frames, width=result.width, height=result.height,
-        seconds=round(result.seconds, 2), backend=result.backend, precision=result.precision, files=files)
+        seconds=round(result.seconds, 2), backend=result.backend, precision=result.precision, files=files,
+        clip=getattr(result, "clip", None))  # a ClipRendered's
 
 
 def prepare_photo(photo: Photo, settings: Settings, files: SiteFiles) -> None:
-    """Write the photo resized to the gallery size as site/photos/<key>.jpg, unless it is there intact;
-    an unusable photo gets `photo.error` (one line naming the file)."""
-    if photo.error or (photo.key in files.manifest.photos and files.intact(photo.file)):
+    """Write the photo resized to the gallery size as site/photos/<key>.jpg (a clip: its poster there and its
+    videos beside it), unless it is there intact; an unusable photo gets `photo.error` (one line naming the file)."""
+    names = [photo.file, *photo.videos.values()]
+    if photo.error or (photo.key in files.manifest.photos and all(files.intact(name) for name in names)):
+        return
+    if photo.clip:
+        from dreamer.gallery.clips import source_files
+
+        try:
+            made, clip = source_files(photo.path, settings.size, settings.clip_options())
+        except Exception as exc:  # a clip that cannot be read fails its row only (PyAV raises many types)
+            photo.error = one_line(exc)
+            return
+        for role, name in {"file": photo.file, **photo.videos}.items():
+            files.write(name, made[role])
+        files.manifest.photos[photo.key] = photo_entry(photo, files, clip)
         return
     from dreamer.files.atomic import write_bytes
     from dreamer.media.gif import still_bytes
@@ -46,27 +60,37 @@ def prepare_photo(photo: Photo, settings: Settings, files: SiteFiles) -> None:
     files.manifest.photos[photo.key] = photo_entry(photo, files)
 
 
-def photo_entry(photo: Photo, files: SiteFiles) -> dict:
-    """The manifest's entry of a photo resized for the pages, recorded in `files`."""
+def photo_entry(photo: Photo, files: SiteFiles, clip: dict | None = None) -> dict:
+    """The manifest's entry of a photo resized for the pages, recorded in `files` (a clip's with its videos and
+    `clip`, its length and sound)."""
     from PIL import Image
 
     with Image.open(files.output / photo.file) as image:
         width, height = image.size
-    return {"input": photo.name, "sha256": photo.sha256, "file": photo.file, "width": width, "height": height,
-            "bytes": files.names[photo.file]["bytes"]}
+    entry = {"input": photo.name, "sha256": photo.sha256, "file": photo.file, "width": width, "height": height,
+             "bytes": files.names[photo.file]["bytes"]}
+    return {**entry, "videos": photo.videos, "clip": clip} if photo.clip else entry
 
 
 def render_entry(job: Job, settings: Settings, *, frames, gif_frames, width, height, seconds, backend, precision,
-                 files: SiteFiles) -> dict:
+                 files: SiteFiles, clip: dict | None = None) -> dict:
     """The manifest's entry of a render whose files are recorded in `files`. `steps` and `times` say, for each of
     the engine's frames, the dream's step it shows and when it shows in the videos ([start, end] seconds, on its
-    first showing): what a slider needs to put every style's video at the same step."""
+    first showing): what a slider needs to put every style's video at the same step. A clip's entry has `clip`
+    (its length and sound) instead, and a GIF only where its job has one."""
     entry = {"input": job.photo.name, "input_sha256": job.photo.sha256, "style": job.style.name,
              "definition": style_definition(job.style), "options": settings.render_options(),
              "precision": precision, "backend": backend, "engine": ENGINE_VERSION, "frames": frames,
              "gif_frames": gif_frames, "seconds": seconds, "width": width, "height": height,
-             "bytes": files.names[job.gif]["bytes"], "still_bytes": files.names[job.still]["bytes"],
-             "gif": job.gif, "still": job.still, "videos": job.videos(settings)}
+             "bytes": files.names[job.gif]["bytes"] if job.gif in files.names else None,
+             "still_bytes": files.names[job.still]["bytes"], "gif": job.gif, "still": job.still,
+             "videos": job.videos(settings)}
+    if job.photo.clip:
+        entry |= {"options": {**entry["options"], "clip": settings.clip_options()}, "clip": clip}
+        if "gif" not in job.roles(settings):
+            for field in ("gif", "bytes", "gif_frames"):
+                del entry[field]
+        return entry
     steps = job.style.frame_steps
     if entry["videos"] and len(steps) == frames:
         entry["steps"], entry["times"] = steps, _frame_times(frames, settings.gif)

@@ -18,6 +18,7 @@ from dreamer.errors import InputError
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
 ANIMATION_SUFFIXES = (".gif", ".webp")
 MAX_SECONDS = 300  # of the part read: a longer clip needs --seconds
+MAX_FPS = 120  # what a clip may be resampled to
 MAX_FRAME_PIXELS = 40_000_000  # a source frame's (8K UHD is 33 million)
 AUDIO_RATE = 48_000  # what the audio is resampled to: Opus's rate, and AAC's too
 _FIX = "re-export it as MP4, WebM or an animated GIF"
