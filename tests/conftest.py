@@ -20,10 +20,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True, scope="session")
-def own_dream_store(tmp_path_factory):
-    """Builds (here and in the processes tests start) reuse served dreams from a store of the tests' own, never
-    from the user's: $DREAMER_DREAMS names it (dreamer.serve.store)."""
+def own_caches(tmp_path_factory):
+    """Builds (here and in the processes tests start) reuse served dreams from a store of the tests' own, and clip
+    renders keep their frames in a folder of the tests' own, never the user's: $DREAMER_DREAMS
+    (dreamer.serve.store) and $DREAMER_CLIP_FRAMES (dreamer.dreaming.clip_checkpoints) name them."""
     os.environ["DREAMER_DREAMS"] = str(tmp_path_factory.mktemp("dreams"))
+    os.environ["DREAMER_CLIP_FRAMES"] = str(tmp_path_factory.mktemp("clip-frames"))
     yield
 TINY_TOML = """\
 title = "Tiny <gallery> & friends"
