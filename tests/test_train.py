@@ -152,7 +152,8 @@ def test_its_styles_are_listed_and_render(trained, data_dir, tmp_path, capsys):
 def test_a_retrained_network_renders_again_and_zoo_keys_stay(tmp_path, monkeypatch):
     """Its own network, in its own data folder, trained twice: the module's `strokes` that other tests read (and
     `load_network` caches by name) is never retrained under them, in whatever order they run."""
-    from dreamer.gallery.keys import file_digest, render_key
+    from dreamer.files.digest import file_sha256
+    from dreamer.gallery.keys import render_key
     from dreamer.training import train
     from dreamer.networks import get_style
 
@@ -167,7 +168,7 @@ def test_a_retrained_network_renders_again_and_zoo_keys_stay(tmp_path, monkeypat
     assert render_key("ab" * 32, get_style("retrained-mid"), {}) != first
     assert render_key("ab" * 32, get_style("effnet-lite0-shapes"), {}) == zoo
     saved = json.loads((data / "networks" / "retrained" / "network.json").read_text())
-    assert saved["weights_sha256"] == file_digest(data / "networks" / "retrained" / "network.weights.h5")
+    assert saved["weights_sha256"] == file_sha256(data / "networks" / "retrained" / "network.weights.h5")
 
 
 def test_class_folders_name_the_classes_and_loose_files_are_named(tmp_path):

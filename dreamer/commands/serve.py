@@ -3,13 +3,13 @@ folder also its site at `/`, rebuilt as you edit (dreamer.serve.preview). Any ot
 start and printed once inside the URL (as Jupyter does); the socket is bound (port 0: the system picks one) before the
 URL is printed, so the URL is the one that serves."""
 
-import argparse
 import os
 import secrets
 import socket
 import sys
 from pathlib import Path
 
+from dreamer.commands.argtypes import batch
 from dreamer.errors import DreamerError
 
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}  # served without a token
@@ -31,7 +31,7 @@ def arguments(parser) -> None:
     parser.add_argument("--max-steps", type=int, default=defaults.max_steps, help="most steps per octave")
     parser.add_argument("--max-per-client", type=int, default=defaults.max_per_client,
                         help="dreams one client may have queued or running")
-    parser.add_argument("--max-batch", type=_max_batch, default=None,
+    parser.add_argument("--max-batch", type=batch, default=None,
                         help="dreams of one style and canvas dreamed as one batch: a number, or auto (the gallery's "
                              "batch setting, itself auto by default: 4 on a CPU, what memory holds on a GPU)")
     parser.add_argument("--max-wait-ms", type=int, default=defaults.max_wait_ms,
@@ -111,13 +111,6 @@ def _cluster(address: str | None):
     return cluster
 
 
-def _max_batch(text: str):
-    from dreamer.engine.batching import check_batch
-
-    try:
-        return check_batch(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: use {exc}") from None
 
 
 def _token(host: str, no_token: bool) -> str | None:

@@ -19,7 +19,8 @@ import numpy as np
 
 from dreamer.files.atomic import write_bytes
 from dreamer.files.paths import cache_dir
-from dreamer.gallery.keys import file_digest, render_key
+from dreamer.files.digest import file_sha256
+from dreamer.gallery.keys import render_key
 
 ENV = "DREAMER_CLIP_FRAMES"
 _FRAME = re.compile(r"^(?P<index>\d{6,})\.(?P<sha256>[0-9a-f]{64})\.png$")
@@ -47,7 +48,7 @@ class Checkpoint:
         part = None if seconds is None else [seconds[0], None if math.isinf(seconds[1]) else seconds[1]]
         options = {"clip": {"size": size, "seed": seed, "seconds": part, "fps": fps, "independent": independent,
                             "clip_steps": steps, "clip_carry": carry}}
-        return cls(frames_root() / render_key(file_digest(clip), style, options))
+        return cls(frames_root() / render_key(file_sha256(clip), style, options))
 
     def frames(self):
         """The trusted frames, uint8 H x W x 3, read one at a time."""
@@ -82,7 +83,7 @@ def _trusted(folder: Path) -> list[Path]:
     trusted = []
     while len(trusted) in found:
         path, sha256 = found[len(trusted)]
-        if file_digest(path) != sha256:
+        if file_sha256(path) != sha256:
             break
         trusted.append(path)
     return trusted

@@ -17,7 +17,7 @@ from pathlib import Path
 from dreamer.files.atomic import temp_target, write_bytes
 from dreamer.files.safety import Inputs, UnsafeWrite, check_not_input
 from dreamer.gallery.integrity import StatCache
-from dreamer.gallery.keys import file_digest
+from dreamer.files.digest import file_sha256
 from dreamer.gallery.manifest import MANIFEST, PHOTOS, RENDERS, STATE, STATIC, Manifest, checked_files, keyed
 from dreamer.media.marks import read_mark
 
@@ -73,7 +73,7 @@ class SiteFiles:
     def adopt(self, name: str) -> None:
         """Record the file now at `name` as Dreamer's (it was just written by this build, or proven)."""
         path = self.output / name
-        st, digest = os.stat(path), file_digest(path)
+        st, digest = os.stat(path), file_sha256(path)
         self.names[name] = {"bytes": st.st_size, "sha256": digest}
         self.cache.note(name, st, digest)
 

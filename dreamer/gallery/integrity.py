@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 
 from dreamer.files.atomic import write_text
-from dreamer.gallery.keys import file_digest
+from dreamer.files.digest import file_sha256
 from dreamer.media.gif import decode_gif
 
 
 def record(path) -> dict:
     """The manifest's record of a file: {"bytes": size, "sha256": hex}."""
-    return {"bytes": os.stat(path).st_size, "sha256": file_digest(path)}
+    return {"bytes": os.stat(path).st_size, "sha256": file_sha256(path)}
 
 
 class StatCache:
@@ -41,7 +41,7 @@ class StatCache:
             return False
         if self._seen.get(name) == (st.st_size, st.st_mtime_ns, expected.get("sha256")):
             return True
-        digest = file_digest(root / name)
+        digest = file_sha256(root / name)
         if digest == expected.get("sha256"):
             self.note(name, st, digest)
             return True

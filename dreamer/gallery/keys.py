@@ -12,20 +12,12 @@ import json
 from dreamer.engine import ENGINE_VERSION
 from dreamer.engine.backends import chosen_backend
 from dreamer.engine.precision import resolve
+from dreamer.files.digest import file_sha256
 from dreamer.networks.trained import weights_digest
 
 KEY_CHARS = 16  # 64 bits of sha256: plenty for a gallery, short in file names
 # Style fields that name or describe a style without changing its pictures.
 _COSMETIC = ("name", "description")
-
-
-def file_digest(path) -> str:
-    """sha256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def style_definition(style) -> dict:
@@ -66,7 +58,7 @@ def render_key(input_sha256: str, style, options: dict) -> str:
 def _painting_digest(path) -> str | None:
     """sha256 of a style image, or None if it cannot be read (its render then fails, naming the file)."""
     try:
-        return file_digest(path)
+        return file_sha256(path)
     except OSError:
         return None
 

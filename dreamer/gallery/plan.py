@@ -10,7 +10,8 @@ from dreamer.files.safety import Inputs, UnsafeWrite
 from dreamer.gallery import recover
 from dreamer.gallery.execute import Rendered, served
 from dreamer.gallery.files import MANIFEST, PHOTOS, RENDERS, STATE, SiteFiles
-from dreamer.gallery.keys import file_digest, photo_key, render_key
+from dreamer.files.digest import file_sha256
+from dreamer.gallery.keys import photo_key, render_key
 from dreamer.gallery.manifest import CLIP_VIDEOS, Manifest, photo_files
 from dreamer.gallery.settings import ConfigError, Settings, video_options
 from dreamer.gallery.site import slug
@@ -131,7 +132,7 @@ def make_plan(settings: Settings, force: bool = False, only=()) -> Plan:
     photos = []
     for path in list_inputs(settings.inputs):
         try:
-            sha = file_digest(path)
+            sha = file_sha256(path)
         except OSError as exc:
             photos.append(Photo(path.name, path, None, None, f"{path}: cannot be read ({exc.strerror})"))
             continue

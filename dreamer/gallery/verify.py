@@ -3,7 +3,7 @@
 import os
 
 from dreamer.gallery.integrity import check_gif, check_video
-from dreamer.gallery.keys import file_digest
+from dreamer.files.digest import file_sha256
 from dreamer.gallery.manifest import MANIFEST, Manifest
 
 
@@ -23,7 +23,7 @@ def verify(output, out) -> int:
             problems.append(f"{path}: missing")
         elif (size := os.stat(path).st_size) != expected["bytes"]:
             problems.append(f"{path}: {size} bytes, the manifest says {expected['bytes']}")
-        elif file_digest(path) != expected["sha256"]:
+        elif file_sha256(path) != expected["sha256"]:
             problems.append(f"{path}: its sha256 is not the manifest's (changed since Dreamer wrote it)")
     for key, entry in sorted(manifest.renders.items()):
         videos = list(entry.get("videos", {}).values())

@@ -10,7 +10,6 @@ weights into Keras weights in the cache on their first build, which `fetch` trig
 """
 
 import base64
-import hashlib
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from filelock import FileLock
 
 from dreamer.errors import WeightsError
 from dreamer.files.atomic import atomic_path
+from dreamer.files.digest import file_sha256
 from dreamer.files.paths import cache_dir
 
 TIMEOUT_S = 60  # a registry that sends nothing for this long has failed
@@ -158,14 +158,6 @@ def is_fetched(name: str) -> bool:
     return all((fetched_dir(name) / kept).is_file() for kept in ARCHIVES[name].members.values())
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_members(path: Path, names) -> dict[str, bytes]:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
@@ -206,7 +198,7 @@ def _unpacked(archive: Archive, tmp: Path) -> Path:
     downloaded = list(tmp.iterdir())
     if len(downloaded) != 1:
         raise WeightsError(f"{name}: expected one downloaded archive, found {len(downloaded)}")
-    got = sha256_of(downloaded[0])
+    got = file_sha256(downloaded[0])
     if got != SHA256[name]:
         raise WeightsError(f"{name}: {downloaded[0].name} has sha256 {got}, not the pinned {SHA256[name]}; refused")
     try:

@@ -28,6 +28,7 @@ from filelock import FileLock, Timeout
 
 from dreamer.errors import DreamerError
 from dreamer.files.atomic import temp_target, write_bytes, write_text
+from dreamer.files.digest import file_sha256
 from dreamer.files.paths import cache_dir
 from dreamer.gallery.keys import KEY_CHARS
 from dreamer.gallery.manifest import render_files
@@ -58,14 +59,6 @@ def file_name(key: str, role: str) -> str:
     if role.startswith("photo."):
         return f"{key}-photo.{role.split('.', 1)[1]}"
     return render_files(key)[role].rsplit("/", 1)[-1]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _signature(path: Path):
@@ -139,7 +132,7 @@ class Store:
             signature = _signature(path)
             if self._checked.get(path) == signature:
                 return True
-            ok = signature[0] == info["bytes"] and _sha256(path) == info["sha256"]
+            ok = signature[0] == info["bytes"] and file_sha256(path) == info["sha256"]
         except OSError:
             ok = False
         if ok:

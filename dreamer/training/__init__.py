@@ -115,13 +115,13 @@ def _freeze(model, train_from: str) -> None:
 def _save(classifier, description: dict) -> dict:
     """Write the weights, then the description (its sha256 of them) into the network's folder, each atomically:
     a folder without a description is not a network, so an interrupted save leaves none half made."""
-    from dreamer.gallery.keys import file_digest
+    from dreamer.files.digest import file_sha256
     from dreamer.networks import trained
 
     folder = trained.networks_dir() / description["name"]
     (folder / trained.DESCRIPTION_FILE).unlink(missing_ok=True)  # ours: the network of this name trained before
     with atomic_path(folder / trained.WEIGHTS_FILE) as tmp:
         classifier.save_weights(tmp)
-    description["weights_sha256"] = file_digest(folder / trained.WEIGHTS_FILE)
+    description["weights_sha256"] = file_sha256(folder / trained.WEIGHTS_FILE)
     write_text(folder / trained.DESCRIPTION_FILE, json.dumps(description, indent=2) + "\n")
     return description
