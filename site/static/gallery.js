@@ -2,7 +2,8 @@
 // cell is small), start on the finished dream and loop; "Pause all" / "Play all", "Replay in sync", and a
 // slider that puts every video at the same moment of its dream (the same share of its steps). Under
 // prefers-reduced-motion everything starts paused on its poster. Without JavaScript the GIFs show and play.
-// Pages of GIFs only (no videos) keep the GIF controls: paused GIFs show their still.
+// Pages of GIFs only (no videos) keep the GIF controls: paused GIFs show their still. A clip's videos (the source
+// and its dreams) carry their length and frames: the slider scrubs their time, and they start at their beginning.
 (() => {
   "use strict";
   const controls = document.querySelector("[data-controls]");
@@ -20,6 +21,12 @@
 
   // --- each video's timeline: frame i shows step steps[i] during [times[i][0], times[i][1]) seconds
   const timelineOf = (video) => {
+    if (video.dataset.length) { // a clip: its frames, evenly over its length
+      const count = Math.max(1, Number(video.dataset.frames)), length = Number(video.dataset.length);
+      const steps = Array.from({ length: count }, (_, i) => i);
+      const times = steps.map((i) => [(i * length) / count, ((i + 1) * length) / count]);
+      return { steps, times, total: Math.max(1, count - 1), clip: true, length };
+    }
     if (!video.dataset.steps) return null;
     const steps = video.dataset.steps.split(" ").map(Number);
     const times = video.dataset.times.split(" ").map((pair) => pair.split(",").map(Number));
@@ -33,15 +40,16 @@
     return i;
   };
   const describe = (line, i) => {
+    if (line.clip) return `${line.times[i][0].toFixed(1)} s of ${line.length.toFixed(1)} s`;
     const step = line.steps[i];
     const octave = line.octaves > 1 ? ` · octave ${step ? Math.ceil(step / line.perOctave) : 1} of ${line.octaves}` : "";
     return `step ${step} of ${line.total}${octave}`;
   };
 
   // --- sources, attached near the viewport
-  const fallBack = (video) => { // no playable video: the GIF instead
+  const fallBack = (video) => { // no playable video: the GIF instead (a clip without one: its poster)
     const img = document.createElement("img");
-    Object.assign(img, { src: video.dataset.gif, width: video.width, height: video.height, alt: "" });
+    Object.assign(img, { src: video.dataset.gif || video.dataset.poster, width: video.width, height: video.height, alt: "" });
     video.replaceWith(img);
   };
   const attach = (video) => {
@@ -67,7 +75,7 @@
     if (target !== null && line) {
       const [start, end] = line.times[frameAt(line, target)];
       video.currentTime = (start + end) / 2;
-    } else if (line && !round) {
+    } else if (line && !round && !line.clip) {
       video.currentTime = line.times[line.times.length - 1][0];
     }
     if (paused) video.pause(); else video.play().catch(() => {});
