@@ -30,9 +30,9 @@ from dreamer.options import RenderOptions
 
 
 @dataclass(frozen=True)
-class RenderResult:
-    gif: Path
-    still: Path | None
+class Made:
+    """What a render's files show and what made them."""
+
     frames: int  # the engine's frames
     gif_frames: int  # the GIF's (equal frames merged, ping-pong played back)
     width: int
@@ -40,22 +40,22 @@ class RenderResult:
     seconds: float
     backend: str
     precision: str
-    videos: dict = field(default_factory=dict)  # name ("webm", "mp4-small", ...) -> path
 
 
 @dataclass(frozen=True)
-class Encoded:
-    """A render's files in memory: their bytes by role ("gif", "still", "webm", "mp4-small", ...), and what made
-    them."""
+class Encoded(Made):
+    """A render's files in memory: their bytes by role ("gif", "still", "webm", "mp4-small", ...)."""
 
     files: dict
-    frames: int  # the engine's frames
-    gif_frames: int  # the GIF's (equal frames merged, ping-pong played back)
-    width: int
-    height: int
-    seconds: float
-    backend: str
-    precision: str
+
+
+@dataclass(frozen=True)
+class RenderResult(Made):
+    """A render's files on disk: the GIF, the still (or None) and the videos by name ("webm", "mp4-small", ...)."""
+
+    gif: Path
+    still: Path | None
+    videos: dict = field(default_factory=dict)
 
 
 class Prepared(NamedTuple):
@@ -155,8 +155,8 @@ def encode(frames, style, options: RenderOptions, seconds: float, still: str | N
         files[name] = video_bytes(frames, shown, fmt, long_side=long_side, meta=made).data
     if still is not None:
         files["still"] = still_bytes(frames[-1], still)
-    return Encoded(files, made["frames"], encoded.frames, encoded.width, encoded.height, seconds, made["backend"],
-                   made["precision"])
+    return Encoded(made["frames"], encoded.frames, encoded.width, encoded.height, seconds, made["backend"],
+                   made["precision"], files)
 
 
 def save(frames, style, out_gif, still, options: RenderOptions, seconds: float) -> RenderResult:
@@ -166,9 +166,8 @@ def save(frames, style, out_gif, still, options: RenderOptions, seconds: float) 
     videos = {name: path for name, (path, _) in options.video.paths(out_gif).items()}
     for role, data in encoded.files.items():
         write_bytes({"gif": out_gif, "still": still, **videos}[role], data)
-    return RenderResult(gif=Path(out_gif), still=Path(still) if still else None, gif_frames=encoded.gif_frames,
-                        width=encoded.width, height=encoded.height, frames=encoded.frames, seconds=seconds,
-                        backend=encoded.backend, precision=encoded.precision, videos=videos)
+    facts = {f.name: getattr(encoded, f.name) for f in dataclasses.fields(Made)}
+    return RenderResult(**facts, gif=Path(out_gif), still=Path(still) if still else None, videos=videos)
 
 
 def render(input_name, style, out_gif, still=None, options: RenderOptions = RenderOptions(), on_step=None):
