@@ -159,8 +159,15 @@ def float32_config(folder: Path) -> Path:
 def test_the_committed_site_is_current_and_intact(tmp_path):
     from dreamer.engine.precision import cpu_has_native_bf16, gpu_has_native_bf16
 
+    from dreamer.gallery.settings import load
+    from dreamer.media.clips import is_clip
+
     manifest = json.loads((REPO / "site" / "manifest.json").read_text())
     assert {(e["backend"], e["precision"]) for e in manifest["renders"].values()} == {("tensorflow", "float32")}
+    settings = load(REPO / "gallery.toml")
+    clips = [p for p in settings.inputs.iterdir() if is_clip(p)]
+    assert clips, "the default gallery has a clip row"
+    skips = len(clips) * sum(1 for s in settings.styles if s.target_class)  # a class style dreams no clip
     configs = [float32_config(tmp_path)]
     if not cpu_has_native_bf16() and not gpu_has_native_bf16():  # `auto` is float32 here: gallery.toml as it is
         configs.append(REPO / "gallery.toml")
@@ -168,10 +175,31 @@ def test_the_committed_site_is_current_and_intact(tmp_path):
         done = run_build(config, "--dry-run", env={"KERAS_BACKEND": "tensorflow"})
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines()[-1] == \
-            f"dry run: would render 0, reuse {len(manifest['renders'])}, skip 0, delete 0 file(s)", done.stdout
+            f"dry run: would render 0, reuse {len(manifest['renders'])}, skip {skips}, delete 0 file(s)", done.stdout
     verified = run_build(REPO / "gallery.toml", "--verify")
     assert verified.returncode == 0, verified.stdout[-3000:]
     assert verified.stdout.splitlines()[-1].endswith(": all intact")
+
+
+def test_the_committed_clip_is_what_its_credited_command_films(tmp_path):
+    """inputs/coffee-pan.mp4 is what the command inputs/CREDITS.md gives makes again: the same frames at the same
+    times (pixels within 2 levels: another build of the H.264 encoder may round otherwise)."""
+    import av
+
+    command = re.search(r"`python (art/camera\.py [^`]*inputs/coffee-pan\.mp4[^`]*)`",
+                        " ".join((REPO / "inputs" / "CREDITS.md").read_text().split()))[1].split()
+    remade = tmp_path / "coffee-pan.mp4"
+    subprocess.run([sys.executable, *[str(remade) if a == "inputs/coffee-pan.mp4" else a for a in command]],
+                   cwd=REPO, check=True, timeout=120)
+
+    def frames(path):
+        with av.open(str(path)) as clip:
+            return [(f.time, f.to_ndarray(format="rgb24").astype(int)) for f in clip.decode(video=0)]
+
+    committed, again = frames(REPO / "inputs" / "coffee-pan.mp4"), frames(remade)
+    assert len(committed) == len(again) == 24
+    assert [t for t, _ in committed] == [t for t, _ in again]
+    assert max(np.abs(a - b).mean() for (_, a), (_, b) in zip(committed, again)) < 2
 
 
 # 3. `dreamer train --network vgg16` and `--network mobilenetv2`: a tiny run each, through the command

@@ -117,7 +117,7 @@ def _context(plan) -> dict:
                 "network": s.network, "info": style_info(s), "octaves": s.octaves, "octave_steps": s.steps}
                for s in settings.styles]
     rows = []
-    for photo in plan.photos:
+    for photo in sorted(plan.photos, key=lambda p: bool(p.clip)):  # clips (heavier) below the photos and static
         entry = manifest.photos.get(photo.key) if photo.key else None
         original = None
         if entry and all((output / name).is_file() for name in (entry["file"], *entry.get("videos", {}).values())):
@@ -161,7 +161,7 @@ def _cell(job, row, column, manifest, output: Path) -> dict:
     elif job.status == "failed":
         cell.update(state="failed", message=job.message)
     elif job.action == "skip" and job.message:  # a cell that never renders says why
-        cell.update(message=job.message.removeprefix(f"{job.label}: "))
+        cell.update(state="skipped", message=job.message.removeprefix(f"{job.label}: "))
     return cell
 
 
