@@ -6,7 +6,7 @@ import json
 import re
 import secrets
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.exceptions import HTTPException
 
@@ -27,6 +27,16 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"the request is over the {limit:,}-byte limit", {"Connection": "close"})
 
 
+def _own_origin(origin: str, host: str) -> bool:
+    """Whether an Origin header names this server's own pages: http or https (a TLS proxy in front of the server
+    keeps the Host header) and the address of the Host header."""
+    try:
+        parts = urlsplit(origin.lower())
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and parts.netloc == host.lower() and not parts.path
+
+
 def host_name(header: str) -> str:
     """The name in a Host header, without its port or IPv6 brackets."""
     if header.startswith("["):
@@ -36,7 +46,7 @@ def host_name(header: str) -> str:
 
 class Guard:
     """Refuses a foreign Host (400), another site's page asking for an event stream (403: an Origin header that is
-    not this server's own scheme://host:port; none, as from curl, is fine) on the paths `streams` matches, a missing
+    not this server's own http(s)://host:port; none, as from curl, is fine) on the paths `streams` matches, a missing
     or wrong token (401; `?token=` on a GET sets the page's cookie and redirects to the same address without it) and
     a body over `max_body` bytes (413, from Content-Length at once, else as soon as the count passes it); adds
     HEADERS to every answer."""
@@ -60,7 +70,7 @@ class Guard:
             return await reply(send_secured, 400, "the Host header names another server (or none)")
         origin = headers.get("origin")
         if (origin is not None and self.streams is not None and self.streams.match(scope["path"])
-                and origin.lower() != f"{scope['scheme']}://{headers['host']}".lower()):
+                and not _own_origin(origin, headers["host"])):
             return await reply(send_secured, 403, "an event stream is for this server's own pages: the Origin header "
                                                   "names another site")
         if self.token is not None:
