@@ -1,6 +1,7 @@
-"""Dreaming clips: coherence measured on a camera moving over a real photo (art/camera.py: the motion is known), and
-`dreamer render CLIP` through its real entry point on clips written by PyAV, read back by PyAV and Pillow: frames,
-times, sound, rotation, GIFs, and bad clips refused on one line with nothing written."""
+"""Dreaming clips: coherence measured on a camera moving over a real photo (art/camera.py: the motion is known),
+clips dreamed together as each alone, and `dreamer render CLIP` through its real entry point on clips written by
+PyAV, read back by PyAV and Pillow: frames, times, sound, rotation, GIFs, and bad clips refused on one line with
+nothing written."""
 
 import runpy
 import subprocess
@@ -64,8 +65,8 @@ def test_a_coherent_dream_flickers_far_less_than_frames_dreamed_alone_and_is_as_
     from dreamer.engine.backends import activate
 
     activate()
-    from dreamer.dreaming.clips import dream_clip
     from dreamer.dreaming import RenderOptions
+    from dreamer.dreaming.clips import dream_clip
     from dreamer.engine.coherence import warping_error
     from dreamer.networks import get_style
 
@@ -79,6 +80,38 @@ def test_a_coherent_dream_flickers_far_less_than_frames_dreamed_alone_and_is_as_
     assert warping_error(sources, sources) < coherent < 0.4 * independent  # measured 0.23x at this scale
     assert strength[0] >= 0.8 * strength[1]
     assert np.array_equal(runs[False][0], runs[True][0])  # the first frame dreams as a photo does
+
+
+def test_clips_dreamed_together_are_each_the_clip_dreamed_alone(monkeypatch):
+    """Frame i of each clip dreams in one batch (the first frames as photos, the next ones from their own carried
+    starts); the shorter clip leaves the batch when it ends; every frame is the one dream_clip makes of its clip
+    alone, pixel for pixel."""
+    from dreamer.engine.backends import activate
+
+    activate()
+    from dreamer import dreaming
+    from dreamer.dreaming.clips import dream_clip, dream_clips
+    from dreamer.networks import get_style
+
+    clips = [[(i / FPS, frame) for i, frame in enumerate(filmed(count, (64, 40), photo))]
+             for count, photo in ((6, "chelsea.jpg"), (4, "coffee.jpg"))]
+    style, options = get_style("vgg16-textures").replace(octaves=1, steps=2, every=2), dreaming.RenderOptions(size=64)
+    batches = []  # images per batched call
+
+    def dream_batch(stepper, images, *args, **kwargs):  # the real one, counted
+        batches.append(len(images))
+        return real(stepper, images, *args, **kwargs)
+
+    real = dreaming.dream_batch
+    monkeypatch.setattr(dreaming, "dream_batch", dream_batch)
+    together = list(dream_clips([(frames, ()) for frames in clips], style, options))
+    assert batches == [2] * 4  # frames 4 and 5 of the longer clip dream alone
+    assert [(k, t) for k, t, _ in together] == [(k, i / FPS) for i in range(6) for k in (0, 1) if i < len(clips[k])]
+    for k, frames in enumerate(clips):
+        alone = list(dream_clip(frames, style, options))
+        ours = [frame for j, _, frame in together if j == k]
+        assert len(ours) == len(alone) == len(frames)
+        assert all(np.array_equal(a, b) for (_, a), b in zip(alone, ours)), k
 
 
 def test_a_clip_dreams_into_an_mp4_with_its_frames_its_length_and_its_sound_in_sync(tmp_path, capsys):

@@ -1,20 +1,29 @@
 """Long clips: a render killed with SIGKILL resumes from the frames it kept and writes the same bytes as one never
-stopped (a damaged kept frame is not trusted); memory does not grow with the clip's length; the library's
-dream_clip and render_clip. Real processes, real weights, PyAV to write and read the clips."""
+stopped (a damaged kept frame is not trusted), and so does a gallery build killed midway through a clip row; memory
+does not grow with the clip's length; the library's dream_clip and render_clip. Real processes, real weights, PyAV to
+write and read the clips."""
 
+import hashlib
+import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import av
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, make_tiny
 from test_clips import TINY, write_source
+from test_gallery_clips import TOML, clip_entries
 
+from dreamer import gallery
 from dreamer.cli import main
+from dreamer.dreaming.clip_checkpoints import Checkpoint
+from dreamer.gallery.settings import load
 
 FRAME_FILE = re.compile(r"^\d{6}\.[0-9a-f]{64}\.png$")
 
@@ -24,16 +33,9 @@ def kept_frames(root):
     return sorted(p for p in root.rglob("*.png") if FRAME_FILE.match(p.name))
 
 
-def test_a_killed_render_resumes_where_it_stopped_and_writes_the_same_bytes(tmp_path, monkeypatch, capsys):
-    source = write_source(tmp_path / "pan.mp4", tone_at=0.5, count=24)
-    frames_root = tmp_path / "kept"
-    monkeypatch.setenv("DREAMER_CLIP_FRAMES", str(frames_root))
-    whole = tmp_path / "whole" / "dream.mp4"
-    assert main(["render", str(source), *TINY, "-o", str(whole)]) == 0
-    assert not frames_root.exists() or not any(frames_root.rglob("*"))  # kept frames go once the clip is written
-
-    out = tmp_path / "resumed" / "dream.mp4"
-    command = [sys.executable, "-m", "dreamer", "render", str(source), *TINY, "-o", str(out)]
+def killed_midway(command, frames_root) -> list:
+    """Run `command` (a render of a 24-frame clip) and kill it (SIGKILL) once it has kept 4 frames under
+    `frames_root`; the frames it kept."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     render = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -46,7 +48,21 @@ def test_a_killed_render_resumes_where_it_stopped_and_writes_the_same_bytes(tmp_
         render.kill()
         render.stderr.close()
     kept = kept_frames(frames_root)
-    assert 4 <= len(kept) < 24 and not out.exists()
+    assert 4 <= len(kept) < 24
+    return kept
+
+
+def test_a_killed_render_resumes_where_it_stopped_and_writes_the_same_bytes(tmp_path, monkeypatch, capsys):
+    source = write_source(tmp_path / "pan.mp4", tone_at=0.5, count=24)
+    frames_root = tmp_path / "kept"
+    monkeypatch.setenv("DREAMER_CLIP_FRAMES", str(frames_root))
+    whole = tmp_path / "whole" / "dream.mp4"
+    assert main(["render", str(source), *TINY, "-o", str(whole)]) == 0
+    assert not frames_root.exists() or not any(frames_root.rglob("*"))  # kept frames go once the clip is written
+
+    out = tmp_path / "resumed" / "dream.mp4"
+    kept = killed_midway([sys.executable, "-m", "dreamer", "render", str(source), *TINY, "-o", str(out)], frames_root)
+    assert not out.exists()
 
     kept[-1].write_bytes(kept[-1].read_bytes()[:-10] + b"x" * 10)  # damaged: not trusted, dreamed again
     capsys.readouterr()
@@ -55,6 +71,45 @@ def test_a_killed_render_resumes_where_it_stopped_and_writes_the_same_bytes(tmp_
     assert out.read_bytes() == whole.read_bytes()
     assert list(out.parent.iterdir()) == [out]  # the killed write's temp file is gone
     assert not any(frames_root.rglob("*.png"))
+
+
+def decoded(path) -> list[str]:
+    """The sha256 of each frame of a video or picture, decoded by PyAV."""
+    with av.open(str(path)) as container:
+        return [hashlib.sha256(frame.to_ndarray(format="rgb24").tobytes()).hexdigest()
+                for frame in container.decode(video=0)]
+
+
+def test_a_gallery_build_killed_midway_through_a_clip_resumes_it(tmp_path, monkeypatch, capsys):
+    """build.py killed (SIGKILL) midway through a clip row: the next build dreams only the frames left, and the
+    row's videos are an uninterrupted build's, byte for byte."""
+    frames_root = tmp_path / "kept"
+    monkeypatch.setenv("DREAMER_CLIP_FRAMES", str(frames_root))
+    whole, resumed = (make_tiny(tmp_path / name, TOML, photos=()) for name in ("whole", "resumed"))
+    write_source(whole / "inputs" / "pan.mp4", tone_at=0.5, count=24)
+    shutil.copyfile(whole / "inputs" / "pan.mp4", resumed / "inputs" / "pan.mp4")
+    assert gallery.build(load(whole / "gallery.toml"), out=io.StringIO()).ok
+
+    build = [sys.executable, str(REPO / "build.py"), "--config", str(resumed / "gallery.toml")]
+    kept = killed_midway(build, frames_root)
+    assert not (resumed / "site" / "renders").exists() or not any((resumed / "site" / "renders").iterdir())
+
+    dreamed = []  # the frames the second build dreams: each is kept as it is dreamed
+    save = Checkpoint.save
+    monkeypatch.setattr(Checkpoint, "save", lambda self, index, frame: (dreamed.append(index),
+                                                                       save(self, index, frame)))
+    capsys.readouterr()
+    summary = gallery.build(load(resumed / "gallery.toml"), out=io.StringIO())
+    assert summary.ok and summary.rendered == 1
+    assert dreamed == list(range(len(kept), 24))
+    assert f"pan.mp4 · vgg16-textures: resuming at frame {len(kept) + 1} of 24" in capsys.readouterr().err
+    (render, _), (expected, _) = clip_entries(resumed / "site"), clip_entries(whole / "site")
+    assert render["videos"].keys() == {"mp4", "webm"} and render["still"]
+    assert render["videos"] == expected["videos"]
+    for name in (*render["videos"].values(), render["still"]):
+        assert decoded(resumed / "site" / name) == decoded(whole / "site" / name), name
+        assert (resumed / "site" / name).read_bytes() == (whole / "site" / name).read_bytes(), name
+    assert not any(frames_root.rglob("*.png"))  # kept frames go once the clip's files exist
 
 
 PEAK = """

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import REPO, check_site, make_tiny
+from test_clips import write_source
 
+from dreamer.engine.precision import cpu_has_native_bf16
 from dreamer.gallery.cluster import RESULT, _checked
 from dreamer.gallery.execute import Rendered
-from dreamer.engine.precision import cpu_has_native_bf16
 from dreamer.gallery.files import STATE
-
-from conftest import REPO, check_site, make_tiny
 
 RAY = Path(sys.executable).with_name("ray")
 # No usage report; the cluster fixture adds its token (RAY_AUTH_MODE=token, RAY_AUTH_TOKEN_PATH).
@@ -227,14 +227,23 @@ def test_a_node_lost_mid_build_costs_nothing(cluster, serial_site, tmp_path):
     verified(folder)
 
 
-def test_a_bad_photo_fails_once(cluster, tmp_path):
+def test_a_bad_photo_fails_once_and_a_clip_is_refused(cluster, tmp_path):
+    """A photo that cannot be read fails once; a clip's row fails on one line saying to build it without --cluster
+    (a clip dreams frame after frame, here); the good photo renders on the cluster."""
     folder = make_tiny(tmp_path, TOML, photos=PHOTOS[:1])
     (folder / "inputs" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    write_source(folder / "inputs" / "pan.mp4", count=2)
     code, out = finished(build_py(folder, "--cluster", cluster))
-    assert code == 1, out
-    assert "rendered 2, reused 0, failed 2" in out
+    assert code == 1 and "Traceback" not in out, out
+    assert "rendered 2, reused 0, failed 4" in out
     # its line when the photo is read, and once in the summary's problems: never sent to a worker, never retried
     assert out.count("broken.jpg: truncated or damaged") == 2, out
+    for style in ("vgg16-eyes", "hed-edges"):  # its error line, and once in the summary's problems
+        refused = f"pan.mp4 · {style}: clips render without --cluster (one dreams frame after frame, here); build " \
+                  "without it"
+        assert out.count(f"error: {refused}\n") == 1 and out.count(f"  {refused}\n") == 1, out
+    renders = check_site(folder / "site")["renders"]
+    assert sorted(entry["input"] for entry in renders.values()) == ["chelsea.jpg"] * 2
 
 
 def test_ctrl_c_leaves_a_valid_site_that_resumes(cluster, tmp_path):

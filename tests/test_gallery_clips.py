@@ -1,6 +1,7 @@
 """Clips in a gallery: a video in inputs/ becomes a row of dreamed clips beside the source clip (MP4 + WebM + a
-poster each, with the sound), keyed by the clip's bytes and the clip settings; a clip that cannot be read fails its
-row only. In Debian's chromium: the row's videos play, the slider scrubs every one of them, axe-core is clean."""
+poster each, with the sound), keyed by the clip's bytes and the clip settings; clips of one style and frame size
+dream together, each as it would alone; a clip that cannot be read fails its row only. In Debian's chromium: the
+row's videos play, the slider scrubs every one of them, axe-core is clean."""
 
 import functools
 import http.server
@@ -41,11 +42,11 @@ FPS, FRAMES = 12, 6  # a clip of 0.5 s
 browser = test_site_browser.browser  # the module's chromium (a fixture)
 
 
-def film_clip(path: Path, photo: str = "chelsea.jpg", sound: bool = True) -> Path:
-    """A camera panning over one of the repository's photos: FRAMES frames at FPS, 64x48, a tone from 0.1 s."""
+def film_clip(path: Path, photo: str = "chelsea.jpg", sound: bool = True, count: int = FRAMES) -> Path:
+    """A camera panning over one of the repository's photos: `count` frames at FPS, 64x48, a tone from 0.1 s."""
     with Image.open(REPO / "inputs" / photo) as image:
-        frames = film(image.convert("RGB"), (64, 48), FRAMES)
-    write(path, frames, [i / FPS for i in range(FRAMES)], tone_at=0.1 if sound else None)
+        frames = film(image.convert("RGB"), (64, 48), count)
+    write(path, frames, [i / FPS for i in range(count)], tone_at=0.1 if sound else None)
     return path
 
 
@@ -116,6 +117,34 @@ def test_a_clip_row_builds_beside_a_photo(built):
     with av.open(str(site / render["videos"]["mp4"])) as a, av.open(str(site / photo["videos"]["mp4"])) as b:
         dreamed, plain = (next(c.decode(video=0)).to_ndarray(format="rgb24").astype(int) for c in (a, b))
     assert abs(dreamed - plain).mean() > 2
+
+
+def test_clips_of_one_style_and_frame_size_dream_together_as_each_alone(built, tmp_path, monkeypatch):
+    """Two clips of one frame size (6 and 4 frames) render in one group, frame i of both in one batch; the longer
+    one's files are those it made alone (the module's build), byte for byte."""
+    from dreamer import dreaming
+
+    folder = make_tiny(tmp_path, TOML, photos=())
+    shutil.copyfile(built[0] / "inputs" / "pan.mp4", folder / "inputs" / "pan.mp4")
+    film_clip(folder / "inputs" / "short.mp4", photo="rocket.jpg", count=4)
+    batches = []  # images per batched call
+
+    def dream_batch(stepper, images, *args, **kwargs):  # the real one, counted
+        batches.append(len(images))
+        return real(stepper, images, *args, **kwargs)
+
+    real = dreaming.dream_batch
+    monkeypatch.setattr(dreaming, "dream_batch", dream_batch)
+    summary = build(folder)
+    assert summary.ok and statuses(summary) == {"pan.mp4": "rendered", "short.mp4": "rendered"}
+    assert batches == [2] * 4  # the last two frames of pan.mp4 dream alone
+    manifests = [json.loads((site / "manifest.json").read_text()) for site in (folder / "site", built[0] / "site")]
+    together, alone = ({k: e for k, e in m["renders"].items() if e["input"] == "pan.mp4"} for m in manifests)
+    assert together.keys() == alone.keys()
+    (entry,) = together.values()
+    assert entry["clip"]["frames"] == FRAMES
+    for name in (*entry["videos"].values(), entry["still"]):
+        assert (folder / "site" / name).read_bytes() == (built[0] / "site" / name).read_bytes(), name
 
 
 def test_a_second_build_reuses_the_clip(copy):

@@ -83,7 +83,9 @@ def run(args, styles) -> int:
 
 def _say_resuming(kept: int, total: int | None) -> None:
     """A render killed before goes on after the frames it kept (dreamer.dreaming.clip_checkpoints)."""
-    print(f"resuming at frame {kept + 1} of {max(total or 0, kept + 1)}", file=sys.stderr)
+    from dreamer.dreaming.clips import resuming
+
+    print(resuming(kept, total), file=sys.stderr)
 
 
 def _output_path(args, clip: Path, style_name: str, many: bool) -> Path:

@@ -2,6 +2,8 @@
 into the one before, moved along the optical flow of the source frames and kept where that flow is reliable
 (dreamer.engine.coherence), then takes a few ascent steps at full size. Frames stream from the reader
 (dreamer.media.clips) through the engine to the writer (dreamer.media.clip_writer): one frame in memory at a time.
+Several clips of one style dream together (dream_clips: frame i of each in one batch, as photos dream together),
+each streaming to its own writer (dream_into).
 """
 
 import glob
@@ -11,14 +13,14 @@ from pathlib import Path
 
 import keras
 
-from dreamer.dreaming import dream_frames
+from dreamer.dreaming import dream_many
 from dreamer.dreaming.clip_checkpoints import Checkpoint
 from dreamer.engine import ENGINE_VERSION
 from dreamer.engine.coherence import carried
 from dreamer.engine.precision import resolve
 from dreamer.errors import DreamerError
 from dreamer.files.atomic import temp_target
-from dreamer.media.clip_writer import write_clip
+from dreamer.media.clip_writer import ClipWriter
 from dreamer.media.clips import open_clip
 from dreamer.options import RenderOptions
 from dreamer.style import CLIP_CARRY, CLIP_STEPS_SHARE
@@ -47,63 +49,108 @@ def clip_carry(style) -> float:
     return CLIP_CARRY if style.clip_carry is None else style.clip_carry
 
 
+def made_by(style) -> dict:
+    """What made a dreamed clip, as its files' mark says (dreamer.media.marks)."""
+    return {"engine": ENGINE_VERSION, "backend": keras.backend.backend(), "precision": resolve(style.precision),
+            "clip_steps": clip_steps(style), "clip_carry": clip_carry(style)}
+
+
 def dream_clip(frames, style, options: RenderOptions = RenderOptions(), independent: bool = False, finished=()):
     """Yield (t, dreamed frame) for each (t, source frame) of `frames` (uint8 H x W x 3, one size). Each frame after
     the first starts from the one before, moved by the flow of the sources (`independent`: dreams each frame as a
     photo, the flicker a coherent dream is measured against). `finished`: the dreams of the first frames, from a
     render that stopped (dreamer.dreaming.clip_checkpoints), yielded as they are; dreaming goes on from the last."""
-    if style.target_class:
-        raise DreamerError(f"style {style.name!r} dreams toward a class from static: a clip needs a style with layers")
-    following = style.replace(octaves=1, steps=clip_steps(style), every=clip_steps(style))
-    finished = iter(finished)
-    previous = None  # (source, dream) of the frame before
-    for t, source in frames:
-        dreamed = next(finished, None)
-        if dreamed is None and (previous is None or independent):
-            dreamed = _last(dream_frames(source, style, options))
-        elif dreamed is None:
-            start = carried(previous[1], previous[0], source, clip_carry(style))
-            dreamed = _last(dream_frames(start, following, options))
-        previous = (source, dreamed)
+    for _, t, dreamed in dream_clips([(frames, finished)], style, options, independent):
         yield t, dreamed
 
 
-def _last(frames):
-    """The last of the engine's frames: the finished dream."""
-    for frame in frames:
-        pass
-    return frame
+def dream_clips(clips: list, style, options: RenderOptions = RenderOptions(), independent: bool = False):
+    """Dream several clips with one style together, each as dream_clip dreams it alone: `clips` [(frames,
+    finished)] as dream_clip takes them. Frame i of every clip dreams in the same calls (dreamer.dreaming.dream_many:
+    those of one size in one batch), the first frames as photos, the next ones each from its own carried start; a
+    clip that ends leaves the batch. Yields (k, t, dreamed frame): frame i of each clip k still going, in the order
+    of `clips`, then frame i + 1."""
+    if style.target_class:
+        raise DreamerError(f"style {style.name!r} dreams toward a class from static: a clip needs a style with layers")
+    following = style.replace(octaves=1, steps=clip_steps(style), every=clip_steps(style))
+    going = {k: (iter(frames), iter(finished)) for k, (frames, finished) in enumerate(clips)}
+    previous = {}  # k -> (source, dream) of its frame before
+    while going:
+        sources, dreamed = {}, {}  # k -> (t, source frame), its dream
+        for k, (frames, finished) in list(going.items()):
+            shown = next(frames, None)
+            if shown is None:
+                del going[k]
+                continue
+            sources[k] = shown
+            kept = next(finished, None)
+            if kept is not None:
+                dreamed[k] = kept
+        photos = {k: (source, False) for k, (_, source) in sources.items()
+                  if k not in dreamed and (k not in previous or independent)}
+        starts = {k: (carried(previous[k][1], previous[k][0], source, clip_carry(style)), False)
+                  for k, (_, source) in sources.items() if k not in dreamed and k not in photos}
+        for images, dreaming in ((photos, style), (starts, following)):
+            for k, frames, _ in dream_many(images, dreaming, options):
+                if isinstance(frames, Exception):
+                    raise frames
+                dreamed[k] = frames[-1]  # the finished dream
+        for k, (t, source) in sources.items():
+            previous[k] = (source, dreamed[k])
+            yield k, t, dreamed[k]
+
+
+def opened(path, style, options: RenderOptions, seconds=None, fps=None, independent: bool = False):
+    """(the clip at `path` opened to dream (dreamer.media.clips.open_clip: its part `seconds`, (A, B), resampled to
+    `fps`, `options.size` on the long side), the Checkpoint its render keeps its dreamed frames in)."""
+    clip = open_clip(path, options.size, seconds, fps)
+    return clip, Checkpoint.of(path, style, options.size, options.seed, seconds, fps, independent, clip_steps(style),
+                               clip_carry(style))
+
+
+def dream_into(clips: list, style, options: RenderOptions, independent: bool = False) -> None:
+    """Dream the opened clips [(clip, checkpoint, add)] together (dream_clips), each from the frames its checkpoint
+    kept on, each frame dreamed kept there, and hand each clip's frames to its `add(t, frame)` (its writer: a
+    dreamer.media.clip_writer.ClipWriter's) as they come."""
+    dreamed = dream_clips([(clip.frames(), checkpoint.frames()) for clip, checkpoint, _ in clips], style, options,
+                          independent)
+    done = [0] * len(clips)
+    for k, t, frame in dreamed:
+        _, checkpoint, add = clips[k]
+        if done[k] >= checkpoint.count:
+            checkpoint.save(done[k], frame)
+        done[k] += 1
+        add(t, frame)
+
+
+def resuming(kept: int, total: int | None) -> str:
+    """What a render that goes on after `kept` frames (of an estimated `total`) says."""
+    return f"resuming at frame {kept + 1} of {max(total or 0, kept + 1)}"
 
 
 def render_clip(path, style, out, options: RenderOptions = RenderOptions(), seconds=None, fps=None,
                 on_frame=None, independent: bool = False, on_resume=None) -> ClipResult:
     """Dream the clip at `path` (its part `seconds`, (A, B), resampled to `fps`, `options.size` on the long side)
     with `style` into `out` (.mp4, .webm or .gif), with the clip's sound; `on_frame(done, estimated total)` after
-    each frame. Finished frames are kept in the cache (dreamer.dreaming.clip_checkpoints): a render killed midway
-    resumes after them, `on_resume(kept, estimated total)` told, and writes the same bytes. InputError (one line,
-    nothing written) for a clip that cannot be read."""
+    each frame. Finished frames are kept in the cache (dream_into): a render killed midway resumes after them,
+    `on_resume(kept, estimated total)` told, and writes the same bytes. InputError (one line, nothing written) for a
+    clip that cannot be read."""
     started = time.perf_counter()
-    clip = open_clip(path, options.size, seconds, fps)
-    checkpoint = Checkpoint.of(path, style, options.size, options.seed, seconds, fps, independent,
-                               clip_steps(style), clip_carry(style))
+    clip, checkpoint = opened(path, style, options, seconds, fps, independent)
     if checkpoint.count and on_resume:
         on_resume(checkpoint.count, clip.frame_count)
-    shape = []
+    shape, done = [], [0]
 
-    def dreamed():
-        frames = dream_clip(clip.frames(), style, options, independent, checkpoint.frames())
-        for done, (t, frame) in enumerate(frames, 1):
-            if done > checkpoint.count:
-                checkpoint.save(done - 1, frame)
-            shape[:] = frame.shape[:2]
-            yield t, frame
-            if on_frame:
-                on_frame(done, clip.frame_count)
+    def add(t, frame):
+        writer.add(t, frame)
+        shape[:], done[0] = frame.shape[:2], done[0] + 1
+        if on_frame:
+            on_frame(done[0], clip.frame_count)
 
-    made = {"engine": ENGINE_VERSION, "backend": keras.backend.backend(), "precision": resolve(style.precision),
-            "clip_steps": clip_steps(style), "clip_carry": clip_carry(style)}
     _remove_killed_writes(Path(out))
-    count = write_clip(out, dreamed(), lambda: clip.end, clip.audio(), made)
+    with ClipWriter(out, clip.audio(), made_by(style)) as writer:
+        dream_into([(clip, checkpoint, add)], style, options, independent)
+        count = writer.finish(clip.end)
     checkpoint.remove()
     return ClipResult(Path(out), count, shape[1], shape[0], clip.end, time.perf_counter() - started,
                       clip.has_audio and Path(out).suffix.lower() != ".gif")

@@ -119,7 +119,8 @@ def _build(plan: Plan, out, executor) -> Summary:
         with tqdm(total=len(todo), desc="gallery", unit="render", position=0, dynamic_ncols=True,
                   disable=None if todo else True) as overall:
             together = executor.photos_together(settings.batch) if todo else 1
-            asked = itertools.takewhile(lambda _: not STOPPING.is_set(), groups(list(first.values()), together))
+            asked = itertools.takewhile(lambda _: not STOPPING.is_set(),
+                                        groups(list(first.values()), together, settings))
             for jobs, results in executor.run(asked, settings):  # once stopping, no group starts dreaming
                 for job, result in zip(jobs, results):
                     if isinstance(result, str):

@@ -242,7 +242,8 @@ class Cluster:
         result a Rendered or an error line. ClusterLost when no worker is left or a local Ray died."""
         groups = list(groups)
         for jobs in (g for g in groups if g[0].photo.clip):  # a clip streams: it renders here, not on a cluster
-            yield jobs, ["clips render without --cluster (one dreams frame after frame, here); build without it"]
+            refused = "clips render without --cluster (one dreams frame after frame, here); build without it"
+            yield jobs, [refused] * len(jobs)
         ray, queue = self.ray, collections.deque(g for g in groups if not g[0].photo.clip)
         photos = {}  # a photo's name -> its bytes in the object store, put once
         pending, load = {}, {actor: 0 for actor in self.actors}

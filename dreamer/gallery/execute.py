@@ -1,7 +1,7 @@
 """Executing a build's renders: which go together and in what order, a group's dreams and a render's files as
 bytes (`dreams` and `encoded`, put together by `render_group` on a cluster's workers) and the serial executor, which
-encodes a render's files on ENCODERS threads while the next group dreams. A clip renders alone, here, streaming
-(`clip_rendered`): its files are encoded as it dreams.
+encodes a render's files on ENCODERS threads while the next group dreams. Clips render here, streaming
+(`clip_rendered`: those of one style and frame size together): their files are encoded as they dream.
 
 An executor's `run(groups)` yields (jobs, results) as groups finish, in order: a result is a Rendered (the files as
 bytes and what made them) or a one-line error. It writes nothing into the site: dreamer.gallery.write does.
@@ -13,7 +13,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import itertools
 import socket
+import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -131,17 +133,26 @@ def served(key: str, roles) -> Rendered | None:
                     facts["backend"], facts["precision"], socket.gethostname())
 
 
-def clip_rendered(job: Job, options, settings: Settings) -> ClipRendered | str:
-    """The clip of `job` dreamed with its style into its render's files (dreamer.gallery.clips), or the one-line
-    error that stopped it (a clip that cannot be read fails its row only)."""
+def clip_rendered(jobs: list[Job], options, settings: Settings) -> list:
+    """The clips of `jobs` (one style) dreamed together into their renders' files (dreamer.gallery.clips; a render
+    killed before resumes after the frames it kept, and says so): a ClipRendered or the one-line error that stopped
+    it, for each (a clip that cannot be read fails its row only)."""
     activate()
+    from tqdm import tqdm
+
+    from dreamer.dreaming.clips import resuming
     from dreamer.gallery.clips import dreamed_files
 
+    def on_resume(k, kept, total):
+        tqdm.write(f"{jobs[k].label}: {resuming(kept, total)}", file=sys.stderr)
+
     try:
-        made = dreamed_files(job.photo.path, job.style, options, settings.clip_options(), "gif" in job.roles(settings))
-    except Exception as exc:  # one render's failure must not stop the gallery
-        return one_line(exc)
-    return ClipRendered(**made, node=socket.gethostname())
+        made = dreamed_files([job.photo.path for job in jobs], jobs[0].style, options, settings.clip_options(),
+                             ["gif" in job.roles(settings) for job in jobs], on_resume)
+    except Exception as exc:  # one group's failure must not stop the gallery
+        return [one_line(exc)] * len(jobs)
+    return [one_line(result) if isinstance(result, Exception) else ClipRendered(**result, node=socket.gethostname())
+            for result in made]
 
 
 def render_options(settings):
@@ -172,8 +183,8 @@ class Serial:
         options, waiting = render_options(settings), collections.deque()  # (jobs, [Rendered, line or Future])
         for jobs in groups:
             yield from _encoded_groups(waiting, MAX_WAITING)
-            if jobs[0].photo.clip:  # alone in its group (`groups`), encoded as it dreams
-                waiting.append((jobs, [clip_rendered(jobs[0], options, settings)]))
+            if jobs[0].photo.clip:  # clips only in its group (`groups`), encoded as they dream
+                waiting.append((jobs, clip_rendered(jobs, options, settings)))
                 continue
             style = jobs[0].style
             label = jobs[0].label if len(jobs) == 1 else f"{len(jobs)} photos · {style.name}"
@@ -228,16 +239,18 @@ def photos_together(batch) -> int:
     return CPU_AUTO_BATCH if free_accelerator_bytes() is None else MAX_AUTO_BATCH
 
 
-def groups(jobs: list[Job], size: int):
-    """Consecutive jobs of the same style, at most `size` at a time; a clip's job alone."""
-    group = []
-    for job in jobs:
-        if group and (len(group) == size or job.style != group[0].style or job.photo.clip or group[0].photo.clip):
-            yield group
-            group = []
-        group.append(job)
-    if group:
-        yield group
+def groups(jobs: list[Job], size: int, settings: Settings):
+    """Jobs of one style (consecutive in `jobs`) that dream together, at most `size` at a time: its photos, and its
+    clips whose frames are of one size (dreamer.gallery.clips.frame_size)."""
+    from dreamer.gallery.clips import frame_size
+
+    for _, same_style in itertools.groupby(jobs, key=lambda job: job.style):
+        kinds = {}  # "photos", or a clip's frame size
+        for job in same_style:
+            kind = frame_size(job.photo.path, settings.size, settings.clip_options()) if job.photo.clip else "photos"
+            kinds.setdefault(kind, []).append(job)
+        for same in kinds.values():
+            yield from (same[i:i + size] for i in range(0, len(same), size))
 
 
 def _stepper(bar):

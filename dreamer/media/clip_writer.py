@@ -3,9 +3,11 @@ chosen by the file's suffix. Frames keep their times (a variable frame rate stay
 until `end`, so the file lasts as long as the part of the source it was made from. Video and sound go through PyAV,
 interleaved as the frames come, so memory does not grow with the clip; a GIF keeps its palette frames (a byte a
 pixel) until the end, as Pillow writes them at once. Atomic: a temp file, then a rename. Videos carry Dreamer's
-mark in their comment tag, a GIF in its comment.
+mark in their comment tag, a GIF in its comment. `write_clip` takes the frames from an iterable; a `ClipWriter` is
+handed them one at a time, so that one thread can write several clips side by side.
 """
 
+import contextlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,40 +33,86 @@ def write_clip(path, frames, end, audio=(), meta=None) -> int:
     """Write `frames` ((seconds, uint8 H x W x 3), times rising, all one even size) to `path`; `end()` is called
     after the last frame for the time it lasts until; `audio` ((seconds, float32 (1 or 2 channels, n) samples at
     clips.AUDIO_RATE)) is cut at that end (a GIF has none). Returns the number of frames written."""
-    path = Path(path)
-    if path.suffix.lower() not in CLIP_FORMATS:
-        raise ValueError(f"{path}: a dreamed clip is written as {', '.join(CLIP_FORMATS)}")
-    with atomic_path(path) as tmp:
-        if path.suffix.lower() == ".gif":
-            return _write_gif(tmp, frames, end, gif_comment(**(meta or {})))
-        return _write_video(tmp, path.suffix.lower(), frames, end, audio, gif_comment(**(meta or {})))
-
-
-def _write_video(tmp: Path, suffix: str, frames, end, audio, comment: str) -> int:
-    import av
-
-    codec, options, audio_codec, audio_rate, muxer = _VIDEO[suffix]
-    count, shown = 0, None  # shown: (pts, image) waiting for the next frame's time, its duration
-    # bitexact: no random container IDs or version tags, so that the same frames give the same bytes
-    with av.open(str(tmp), "w", format=suffix[1:], options={**muxer, "fflags": "+bitexact"}) as container:
-        container.metadata["comment"] = comment
-        sound = _Sound(container, audio, audio_codec, audio_rate)
+    with ClipWriter(path, audio, meta) as writer:
         for t, image in frames:
-            if shown is None:
-                video = _Video(container, codec, options, image.shape)
-                sound.start()
-            else:
-                video.add(*shown, round(t / _TICK) - shown[0])
-            shown, count = (round(t / _TICK), image), count + 1
-            sound.until(t)
-        if shown is None:
+            writer.add(t, image)
+        return writer.finish(end())
+
+
+class ClipWriter:
+    """A clip written to `path` as write_clip writes it, a frame at a time: `add(t, image)` for each, then
+    `finish(end)`, the number of frames written. A context manager: a writer left unfinished leaves no file."""
+
+    def __init__(self, path, audio=(), meta=None):
+        path = Path(path)
+        if path.suffix.lower() not in CLIP_FORMATS:
+            raise ValueError(f"{path}: a dreamed clip is written as {', '.join(CLIP_FORMATS)}")
+        self._stack = contextlib.ExitStack()
+        tmp = self._stack.enter_context(atomic_path(path))
+        comment = gif_comment(**(meta or {}))
+        try:
+            self._file = (_GifFile(tmp, comment) if path.suffix.lower() == ".gif"
+                          else _VideoFile(tmp, path.suffix.lower(), audio, comment))
+        except BaseException as exc:
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._stack.callback(self._file.close)
+        self._finished = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, trace):
+        if not self._finished:  # no rename: the temp file goes
+            self._stack.__exit__(*((kind, error, trace) if kind else (_Unfinished, _Unfinished(), None)))
+
+    def add(self, t: float, image: np.ndarray) -> None:
+        self._file.add(t, image)
+
+    def finish(self, end: float) -> int:
+        count = self._file.finish(end)
+        self._finished = True
+        self._stack.close()  # the file closed, then renamed onto `path`
+        return count
+
+
+class _Unfinished(Exception):
+    """A ClipWriter left before finish()."""
+
+
+class _VideoFile:
+    """An MP4 or WebM being written: the video, and the sound interleaved with it as the frames come."""
+
+    def __init__(self, tmp: Path, suffix: str, audio, comment: str):
+        import av
+
+        self.codec, self.options, audio_codec, audio_rate, muxer = _VIDEO[suffix]
+        # bitexact: no random container IDs or version tags, so that the same frames give the same bytes
+        self.container = av.open(str(tmp), "w", format=suffix[1:], options={**muxer, "fflags": "+bitexact"})
+        self.container.metadata["comment"] = comment
+        self.sound = _Sound(self.container, audio, audio_codec, audio_rate)
+        self.count, self.shown, self.video = 0, None, None  # shown: (pts, image) waiting for the next frame's time
+
+    def add(self, t: float, image: np.ndarray) -> None:
+        if self.shown is None:
+            self.video = _Video(self.container, self.codec, self.options, image.shape)
+            self.sound.start()
+        else:
+            self.video.add(*self.shown, round(t / _TICK) - self.shown[0])
+        self.shown, self.count = (round(t / _TICK), image), self.count + 1
+        self.sound.until(t)
+
+    def finish(self, end: float) -> int:
+        if self.shown is None:
             raise ValueError("no frames to write")
-        stop = end()
-        video.add(*shown, max(1, round(stop / _TICK) - shown[0]))
-        video.close()
-        sound.until(stop, cut=True)
-        sound.close()
-    return count
+        self.video.add(*self.shown, max(1, round(end / _TICK) - self.shown[0]))
+        self.video.close()
+        self.sound.until(end, cut=True)
+        self.sound.close()
+        return self.count
+
+    def close(self) -> None:
+        self.container.close()
 
 
 class _Video:
@@ -134,22 +182,30 @@ def _layout(samples: np.ndarray) -> str:
     return "mono" if len(samples) == 1 else "stereo"
 
 
-def _write_gif(tmp: Path, frames, end, comment: str) -> int:
-    """An animated GIF of `frames`, each shown until the next one's time (rounded to the GIF's centiseconds
-    without drift); frames that round to no time at all are left out."""
-    from PIL import Image
+class _GifFile:
+    """An animated GIF: each frame shown until the next one's time (rounded to the GIF's centiseconds without
+    drift); frames that round to no time at all are left out. Pillow writes it at once, at the end."""
 
-    images, starts = [], []
-    for t, image in frames:
+    def __init__(self, tmp: Path, comment: str):
+        self.tmp, self.comment, self.images, self.starts = tmp, comment, [], []
+
+    def add(self, t: float, image: np.ndarray) -> None:
+        from PIL import Image
+
         start = round(t * 1000 / _GIF_TICK_MS)
-        if starts and start <= starts[-1]:
-            continue
-        images.append(Image.fromarray(image).quantize(255, method=Image.Quantize.FASTOCTREE))
-        starts.append(start)
-    if not images:
-        raise ValueError("no frames to write")
-    stops = [*starts[1:], max(starts[-1] + 1, round(end() * 1000 / _GIF_TICK_MS))]
-    durations = [(b - a) * _GIF_TICK_MS for a, b in zip(starts, stops)]
-    images[0].save(tmp, "GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
-                   comment=comment, disposal=1)
-    return len(images)
+        if not self.starts or start > self.starts[-1]:
+            self.images.append(Image.fromarray(image).quantize(255, method=Image.Quantize.FASTOCTREE))
+            self.starts.append(start)
+
+    def finish(self, end: float) -> int:
+        images, starts = self.images, self.starts
+        if not images:
+            raise ValueError("no frames to write")
+        stops = [*starts[1:], max(starts[-1] + 1, round(end * 1000 / _GIF_TICK_MS))]
+        durations = [(b - a) * _GIF_TICK_MS for a, b in zip(starts, stops)]
+        images[0].save(self.tmp, "GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
+                       comment=self.comment, disposal=1)
+        return len(images)
+
+    def close(self) -> None:
+        pass
