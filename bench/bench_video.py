@@ -36,12 +36,13 @@ def main():
     parser.add_argument("--out", help="a folder for the dreamed clips (MP4) and a sheet of frames (PNG)")
     args = parser.parse_args()
     activate()
-    from dreamer.dreaming.clips import clip_carry, clip_steps, dream_clip
     from dreamer.dreaming import RenderOptions
+    from dreamer.dreaming.clips import dream_clip
     from dreamer.engine.coherence import warping_error
     from dreamer.media.clip_writer import write_clip
     from dreamer.media.clips import open_clip
     from dreamer.networks import get_style
+    from dreamer.style import clip_carry, clip_steps
 
     style = get_style(args.style).replace(clip_steps=args.clip_steps, clip_carry=args.clip_carry)
     options = RenderOptions(size=args.size)

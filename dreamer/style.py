@@ -150,3 +150,13 @@ STYLES: dict[str, Style] = {s.name: s for s in [
     Style("inceptionv3-swirls", "inceptionv3", {"mixed2": 1.0}, step_size=0.04,
           description="InceptionV3 mixed2: swirling brush strokes with small eyes"),
 ]}
+
+
+def clip_steps(style) -> int:
+    """The ascent steps a clip's frame after the first takes: the style's, else CLIP_STEPS_SHARE of its steps."""
+    return style.clip_steps or max(1, round(style.steps * CLIP_STEPS_SHARE))
+
+
+def clip_carry(style) -> float:
+    """How much of the moved detail a clip's frame after the first starts from: the style's, else CLIP_CARRY."""
+    return CLIP_CARRY if style.clip_carry is None else style.clip_carry

@@ -199,7 +199,10 @@ def test_an_animated_gif_row_keeps_a_gif(tmp_path):
     summary = build(folder)
     assert summary.ok and [(j.style.name, j.status) for j in summary.jobs] == [(STYLE, "rendered"),
                                                                                ("effnet-lite0-class", "skipped")]
-    assert "a class style dreams no clip" in next((folder / "site").glob("photo-anim-*.html")).read_text()
+    page = next((folder / "site").glob("photo-anim-*.html")).read_text()
+    assert "a class style dreams no clip" in page
+    # the clip's card says how a clip dreams (steps = 2: a third of them a frame, at least 1), the class style's not
+    assert page.count("from 0.95 of the dream before, moved with the clip, then 1 step at full size") == 1
     render, photo = clip_entries(folder / "site")
     with Image.open(folder / "site" / render["gif"]) as gif:
         assert [(gif.seek(i), gif.info["duration"])[1] for i in range(gif.n_frames)] == durations

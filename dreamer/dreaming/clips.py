@@ -23,7 +23,7 @@ from dreamer.files.atomic import temp_target
 from dreamer.media.clip_writer import ClipWriter
 from dreamer.media.clips import open_clip
 from dreamer.options import RenderOptions
-from dreamer.style import CLIP_CARRY, CLIP_STEPS_SHARE
+from dreamer.style import clip_carry, clip_steps
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,6 @@ class ClipResult:
     length: float
     seconds: float
     audio: bool
-
-
-def clip_steps(style) -> int:
-    """The ascent steps a frame after the first takes: the style's, else CLIP_STEPS_SHARE of its steps."""
-    return style.clip_steps or max(1, round(style.steps * CLIP_STEPS_SHARE))
-
-
-def clip_carry(style) -> float:
-    """How much of the moved detail a frame starts from: the style's, else CLIP_CARRY."""
-    return CLIP_CARRY if style.clip_carry is None else style.clip_carry
 
 
 def made_by(style) -> dict:

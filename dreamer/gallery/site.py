@@ -17,6 +17,7 @@ from dreamer.engine.precision import resolve
 from dreamer.errors import ThemeError
 from dreamer.gallery.manifest import VIDEO_NAMES
 from dreamer.gallery.settings import video_options
+from dreamer.style import clip_carry, clip_steps
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # package data: an installed Dreamer builds sites
 
@@ -94,15 +95,18 @@ def environment(settings) -> jinja2.Environment:
     return env
 
 
-def style_info(style) -> list[tuple[str, str]]:
-    """(label, value) rows describing a style: its model, layers and parameters."""
+def style_info(style, clip: bool = False) -> list[tuple[str, str]]:
+    """(label, value) rows describing a style: its model, layers and parameters (`clip`: as it dreams a clip)."""
     rows = [("network", style.network),
             ("layers", ", ".join(f"{name} ×{weight:g}" for name, weight in style.layers.items()))]
     if style.channels:
         rows.append(("channels", "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in style.channels.items())))
+    steps = clip_steps(style)
     rows += [("octaves", f"{style.octaves}, scale {style.octave_scale:g}"),
              ("steps", f"{style.steps} per octave, step size {style.step_size:g}"),
-             ("frames", f"one every {style.every} steps"),
+             ("clip", f"the first frame dreamed as a photo; each next one from {clip_carry(style):g} of the dream "
+                      f"before, moved with the clip, then {steps} step{'s' * (steps != 1)} at full size")
+             if clip and not style.target_class else ("frames", f"one every {style.every} steps"),
              ("precision", resolve(style.precision))]
     if style.style_image:
         rows.append(("painting", f"{Path(style.style_image).name} ×{style.style_weight:g} (its textures: Gram matrices)"))
@@ -114,7 +118,8 @@ def style_info(style) -> list[tuple[str, str]]:
 def _context(plan) -> dict:
     settings, manifest, output = plan.settings, plan.manifest, plan.settings.output
     columns = [{"name": s.name, "page": page_name("style", s.name), "description": s.description,
-                "network": s.network, "info": style_info(s), "octaves": s.octaves, "octave_steps": s.steps}
+                "network": s.network, "info": style_info(s), "clip_info": style_info(s, clip=True),
+                "octaves": s.octaves, "octave_steps": s.steps}
                for s in settings.styles]
     rows = []
     for photo in sorted(plan.photos, key=lambda p: bool(p.clip)):  # clips (heavier) below the photos and static
