@@ -130,6 +130,31 @@ def test_a_clip_dreams_into_an_mp4_with_its_frames_its_length_and_its_sound_in_s
     assert main(["render", str(source), *TINY, "-o", str(out)]) == 0  # its own file: replaced without --overwrite
 
 
+def test_clips_rendered_in_one_command_dream_together_into_the_bytes_each_makes_alone(tmp_path, capsys, monkeypatch):
+    from dreamer import dreaming
+
+    first = write_source(tmp_path / "pan.mp4", tone_at=0.25, count=6)
+    second = write_source(tmp_path / "short.mp4", count=4)
+    batches = []  # images per batched call of the real engine
+
+    def dream_batch(stepper, images, *args, **kwargs):
+        batches.append(len(images))
+        return real(stepper, images, *args, **kwargs)
+
+    real = dreaming.dream_batch
+    monkeypatch.setattr(dreaming, "dream_batch", dream_batch)
+    assert main(["render", str(first), str(second), *TINY, "-o", str(tmp_path / "together") + "/"]) == 0
+    assert batches == [2] * 4  # together while both go on (frames 4 and 5 of the longer clip dream alone)
+    out = capsys.readouterr().out
+    for source in (first, second):
+        alone = tmp_path / f"{source.stem}-alone.mp4"
+        assert main(["render", str(source), *TINY, "-o", str(alone)]) == 0
+        together = tmp_path / "together" / f"{source.stem}-vgg16-textures.mp4"
+        assert f"{together}" in out
+        assert together.read_bytes() == alone.read_bytes()
+    assert codecs(tmp_path / "together" / "pan-vgg16-textures.mp4") == ["h264", "aac"]
+
+
 def test_a_part_resampled_into_a_webm_keeps_its_sound_from_the_part(tmp_path):
     source = write_source(tmp_path / "pan.mp4", tone_at=0.5, count=12)
     out = tmp_path / "part.webm"

@@ -1,5 +1,6 @@
 """`dreamer render` of clips (videos, animated GIFs and WebPs): each dreamed coherently into an MP4, WebM or GIF with
-its sound (dreamer.dreaming.clips), a progress bar over its frames; a render killed midway resumes when run again."""
+its sound (dreamer.dreaming.clips), the clips of a style together, a progress bar over their frames; a render killed
+midway resumes when run again."""
 
 import argparse
 import math
@@ -49,11 +50,11 @@ def refuse_videos_among_photos(inputs) -> None:
 
 
 def run(args, styles) -> int:
-    """Dream every clip of `args.inputs` (all clips) in every style of `styles`; 0 when all were written, a clip that
-    cannot be read stops the command (InputError)."""
+    """Dream every clip of `args.inputs` (all clips) in every style of `styles`, the clips of a style together; 0
+    when all were written, a clip that cannot be read stops the command (InputError)."""
     from tqdm import tqdm
 
-    from dreamer.dreaming.clips import render_clip
+    from dreamer.dreaming.clips import render_clips
     from dreamer.options import RenderOptions
 
     for option, given in (("--zoom", args.zoom), ("--pingpong", args.pingpong), ("--video", args.video),
@@ -66,26 +67,30 @@ def run(args, styles) -> int:
     read = [*args.inputs, *(path for path in (args.guide, args.style_image) if path)]
     check_outputs([("the clip", path) for path in outputs.values()], Inputs(read), args.overwrite)
     options = RenderOptions(size=args.size, seed=args.seed, batch=args.batch)
-    for name in args.inputs:
-        for style in styles:
-            out = outputs[(name, style.name)]
-            with tqdm(desc=f"{Path(name).name} · {style.name}", unit="frame", leave=False, disable=None) as bar:
-                def on_frame(done, total, bar=bar):
-                    bar.total = max(total or 0, done)
-                    bar.update(done - bar.n)
-                result = render_clip(name, style, out, options, args.seconds, args.fps, on_frame,
-                                     on_resume=_say_resuming)
+    for style in styles:  # the clips of a style dream together (those of one frame size in one batch)
+        outs = [outputs[(name, style.name)] for name in args.inputs]
+        label = Path(args.inputs[0]).name if len(args.inputs) == 1 else f"{len(args.inputs)} clips"
+        with tqdm(desc=f"{label} · {style.name}", unit="frame", leave=False, disable=None) as bar:
+            def on_frame(done, total, bar=bar):
+                bar.total = max(total or 0, done)
+                bar.update(done - bar.n)
+
+            def on_resume(k, kept, total):
+                _say_resuming(args.inputs[k], kept, total)
+            results = render_clips(args.inputs, style, outs, options, args.seconds, args.fps, on_frame,
+                                   on_resume=on_resume)
+        for result in results:
             sound = " + sound" if result.audio else ""
-            print(f"{out}{sound}  {result.frames} frames {result.width}x{result.height}  {result.length:.2f}s long  "
-                  f"{result.seconds:.1f}s")
+            print(f"{result.path}{sound}  {result.frames} frames {result.width}x{result.height}  "
+                  f"{result.length:.2f}s long  {result.seconds:.1f}s")
     return 0
 
 
-def _say_resuming(kept: int, total: int | None) -> None:
+def _say_resuming(name: str, kept: int, total: int | None) -> None:
     """A render killed before goes on after the frames it kept (dreamer.dreaming.clip_checkpoints)."""
     from dreamer.dreaming.clips import resuming
 
-    print(resuming(kept, total), file=sys.stderr)
+    print(f"{name}: {resuming(kept, total)}", file=sys.stderr)
 
 
 def _output_path(args, clip: Path, style_name: str, many: bool) -> Path:

@@ -6,6 +6,7 @@ Several clips of one style dream together (dream_clips: frame i of each in one b
 each streaming to its own writer (dream_into).
 """
 
+import contextlib
 import glob
 import time
 from dataclasses import dataclass
@@ -125,25 +126,48 @@ def render_clip(path, style, out, options: RenderOptions = RenderOptions(), seco
     each frame. Finished frames are kept in the cache (dream_into): a render killed midway resumes after them,
     `on_resume(kept, estimated total)` told, and writes the same bytes. InputError (one line, nothing written) for a
     clip that cannot be read."""
+    (result,) = render_clips([path], style, [out], options, seconds, fps, on_frame, independent,
+                             on_resume and (lambda k, kept, total: on_resume(kept, total)))
+    return result
+
+
+def render_clips(paths: list, style, outs: list, options: RenderOptions = RenderOptions(), seconds=None, fps=None,
+                 on_frame=None, independent: bool = False, on_resume=None) -> list[ClipResult]:
+    """render_clip for several clips with one style, dreamed together (dream_clips: frame i of those of one size in
+    one batch), each into its `outs[k]`: the same bytes as each rendered alone. `on_frame(done, estimated total)`
+    counts the frames of all; `on_resume(k, kept, estimated total)` for clip k resuming. Every clip is opened before
+    anything is dreamed: one that cannot be read stops them all (InputError, nothing written)."""
     started = time.perf_counter()
-    clip, checkpoint = opened(path, style, options, seconds, fps, independent)
-    if checkpoint.count and on_resume:
-        on_resume(checkpoint.count, clip.frame_count)
-    shape, done = [], [0]
+    clips = [opened(path, style, options, seconds, fps, independent) for path in paths]
+    for k, (clip, checkpoint) in enumerate(clips):
+        if checkpoint.count and on_resume:
+            on_resume(k, checkpoint.count, clip.frame_count)
+    total = sum(clip.frame_count or 0 for clip, _ in clips) or None
+    shapes, done = [None] * len(clips), [0]
 
-    def add(t, frame):
-        writer.add(t, frame)
-        shape[:], done[0] = frame.shape[:2], done[0] + 1
-        if on_frame:
-            on_frame(done[0], clip.frame_count)
+    def adder(k, writer):
+        def add(t, frame):
+            writer.add(t, frame)
+            shapes[k], done[0] = frame.shape[:2], done[0] + 1
+            if on_frame:
+                on_frame(done[0], total)
+        return add
 
-    _remove_killed_writes(Path(out))
-    with ClipWriter(out, clip.audio(), made_by(style)) as writer:
-        dream_into([(clip, checkpoint, add)], style, options, independent)
-        count = writer.finish(clip.end)
-    checkpoint.remove()
-    return ClipResult(Path(out), count, shape[1], shape[0], clip.end, time.perf_counter() - started,
-                      clip.has_audio and Path(out).suffix.lower() != ".gif")
+    with contextlib.ExitStack() as writing:
+        writers = []
+        for out, (clip, _) in zip(outs, clips):
+            _remove_killed_writes(Path(out))
+            writers.append(writing.enter_context(ClipWriter(out, clip.audio(), made_by(style))))
+        dream_into([(clip, checkpoint, adder(k, writer)) for k, ((clip, checkpoint), writer)
+                    in enumerate(zip(clips, writers))], style, options, independent)
+        counts = [writer.finish(clip.end) for writer, (clip, _) in zip(writers, clips)]
+    seconds_taken = time.perf_counter() - started
+    results = []
+    for out, (clip, checkpoint), count, shape in zip(outs, clips, counts, shapes):
+        checkpoint.remove()
+        results.append(ClipResult(Path(out), count, shape[1], shape[0], clip.end, seconds_taken,
+                                  clip.has_audio and Path(out).suffix.lower() != ".gif"))
+    return results
 
 
 def _remove_killed_writes(out: Path) -> None:
