@@ -70,6 +70,22 @@ def paint(path, seed=0, size=256):
 
 
 @pytest.fixture
+def batched(monkeypatch):
+    """The images of each call the renderer makes to the real engine's dream_batch (photos or clip frames dreaming
+    together), as their (height, width)s: a list that fills as the test dreams."""
+    from dreamer import dreaming
+
+    calls, real = [], dreaming.dream_batch
+
+    def dream_batch(stepper, images, *args, **kwargs):
+        calls.append([image.shape[:2] for image in images])
+        return real(stepper, images, *args, **kwargs)
+
+    monkeypatch.setattr(dreaming, "dream_batch", dream_batch)
+    return calls
+
+
+@pytest.fixture
 def tiny_gallery(tmp_path):
     """A folder with gallery.toml (64 px, 2 styles of 2 steps) and inputs/ holding chelsea and coffee."""
     return make_tiny(tmp_path)

@@ -61,21 +61,11 @@ def test_an_output_that_cannot_be_written_fails_on_one_line_while_others_render(
         "cat-vgg16-textures.gif", "dog-vgg16-textures.gif", "dog-vgg16-textures.jpg"]
 
 
-def test_photos_of_one_size_dream_together(tmp_path, capsys, monkeypatch):
-    from dreamer import dreaming as render
-
-    batches = []
-
-    def dream_batch(stepper, images, *args, **kwargs):  # the real one, counted
-        batches.append([image.shape[:2] for image in images])
-        return real(stepper, images, *args, **kwargs)
-
-    real = render.dream_batch
-    monkeypatch.setattr(render, "dream_batch", dream_batch)
+def test_photos_of_one_size_dream_together(tmp_path, capsys, batched):
     photos = [write_photo(tmp_path / "cat.png"), tmp_path / "tall.png", write_photo(tmp_path / "dog.png")]
     Image.fromarray(skimage.data.astronaut()).resize((40, 60)).save(photos[1])
     assert main(["render", *map(str, photos), *TINY, "-o", str(tmp_path / "out")]) == 0
-    assert sorted(batches) == [[(32, 48), (32, 48)], [(48, 32)]]  # cat and dog at once (batch auto on a CPU)
+    assert sorted(batched) == [[(32, 48), (32, 48)], [(48, 32)]]  # cat and dog at once (batch auto on a CPU)
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == [str(tmp_path / "out" / f"{p.stem}-vgg16-textures.gif")
                                                    for p in photos]  # in the order given
@@ -189,8 +179,8 @@ def test_class_on_a_network_without_a_head_is_one_line():
 
 
 def test_guide_dreams_toward_another_photo(tmp_path):
-    from dreamer.engine.loop import objective_value
     from dreamer.dreaming import prepare
+    from dreamer.engine.loop import objective_value
     from dreamer.networks import get_style
 
     photo, guide = write_photo(tmp_path / "cat.png"), tmp_path / "coffee.png"

@@ -82,7 +82,7 @@ def test_a_coherent_dream_flickers_far_less_than_frames_dreamed_alone_and_is_as_
     assert np.array_equal(runs[False][0], runs[True][0])  # the first frame dreams as a photo does
 
 
-def test_clips_dreamed_together_are_each_the_clip_dreamed_alone(monkeypatch):
+def test_clips_dreamed_together_are_each_the_clip_dreamed_alone(batched):
     """Frame i of each clip dreams in one batch (the first frames as photos, the next ones from their own carried
     starts); the shorter clip leaves the batch when it ends; every frame is the one dream_clip makes of its clip
     alone, pixel for pixel."""
@@ -96,16 +96,8 @@ def test_clips_dreamed_together_are_each_the_clip_dreamed_alone(monkeypatch):
     clips = [[(i / FPS, frame) for i, frame in enumerate(filmed(count, (64, 40), photo))]
              for count, photo in ((6, "chelsea.jpg"), (4, "coffee.jpg"))]
     style, options = get_style("vgg16-textures").replace(octaves=1, steps=2, every=2), dreaming.RenderOptions(size=64)
-    batches = []  # images per batched call
-
-    def dream_batch(stepper, images, *args, **kwargs):  # the real one, counted
-        batches.append(len(images))
-        return real(stepper, images, *args, **kwargs)
-
-    real = dreaming.dream_batch
-    monkeypatch.setattr(dreaming, "dream_batch", dream_batch)
     together = list(dream_clips([(frames, ()) for frames in clips], style, options))
-    assert batches == [2] * 4  # frames 4 and 5 of the longer clip dream alone
+    assert [len(call) for call in batched] == [2] * 4  # frames 4 and 5 of the longer clip dream alone
     assert [(k, t) for k, t, _ in together] == [(k, i / FPS) for i in range(6) for k in (0, 1) if i < len(clips[k])]
     for k, frames in enumerate(clips):
         alone = list(dream_clip(frames, style, options))
@@ -130,21 +122,11 @@ def test_a_clip_dreams_into_an_mp4_with_its_frames_its_length_and_its_sound_in_s
     assert main(["render", str(source), *TINY, "-o", str(out)]) == 0  # its own file: replaced without --overwrite
 
 
-def test_clips_rendered_in_one_command_dream_together_into_the_bytes_each_makes_alone(tmp_path, capsys, monkeypatch):
-    from dreamer import dreaming
-
+def test_clips_rendered_in_one_command_dream_together_into_the_bytes_each_makes_alone(tmp_path, capsys, batched):
     first = write_source(tmp_path / "pan.mp4", tone_at=0.25, count=6)
     second = write_source(tmp_path / "short.mp4", count=4)
-    batches = []  # images per batched call of the real engine
-
-    def dream_batch(stepper, images, *args, **kwargs):
-        batches.append(len(images))
-        return real(stepper, images, *args, **kwargs)
-
-    real = dreaming.dream_batch
-    monkeypatch.setattr(dreaming, "dream_batch", dream_batch)
     assert main(["render", str(first), str(second), *TINY, "-o", str(tmp_path / "together") + "/"]) == 0
-    assert batches == [2] * 4  # together while both go on (frames 4 and 5 of the longer clip dream alone)
+    assert [len(call) for call in batched] == [2] * 4  # together while both go on (frames 4 and 5 of the longer clip dream alone)
     out = capsys.readouterr().out
     for source in (first, second):
         alone = tmp_path / f"{source.stem}-alone.mp4"

@@ -119,25 +119,15 @@ def test_a_clip_row_builds_beside_a_photo(built):
     assert abs(dreamed - plain).mean() > 2
 
 
-def test_clips_of_one_style_and_frame_size_dream_together_as_each_alone(built, tmp_path, monkeypatch):
+def test_clips_of_one_style_and_frame_size_dream_together_as_each_alone(built, tmp_path, batched):
     """Two clips of one frame size (6 and 4 frames) render in one group, frame i of both in one batch; the longer
     one's files are those it made alone (the module's build), byte for byte."""
-    from dreamer import dreaming
-
     folder = make_tiny(tmp_path, TOML, photos=())
     shutil.copyfile(built[0] / "inputs" / "pan.mp4", folder / "inputs" / "pan.mp4")
     film_clip(folder / "inputs" / "short.mp4", photo="rocket.jpg", count=4)
-    batches = []  # images per batched call
-
-    def dream_batch(stepper, images, *args, **kwargs):  # the real one, counted
-        batches.append(len(images))
-        return real(stepper, images, *args, **kwargs)
-
-    real = dreaming.dream_batch
-    monkeypatch.setattr(dreaming, "dream_batch", dream_batch)
     summary = build(folder)
     assert summary.ok and statuses(summary) == {"pan.mp4": "rendered", "short.mp4": "rendered"}
-    assert batches == [2] * 4  # the last two frames of pan.mp4 dream alone
+    assert [len(call) for call in batched] == [2] * 4  # the last two frames of pan.mp4 dream alone
     manifests = [json.loads((site / "manifest.json").read_text()) for site in (folder / "site", built[0] / "site")]
     together, alone = ({k: e for k, e in m["renders"].items() if e["input"] == "pan.mp4"} for m in manifests)
     assert together.keys() == alone.keys()
