@@ -34,8 +34,9 @@ REPLAY = """(async () => {
   const clicked = videos.map((v) => v.currentTime);
   await Promise.all(playing);
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-  const frames = videos.flatMap((v) => v.dataset.times.split(' ').map((p) => p.split(',').map(Number))
-    .map(([start, end]) => end - start));
+  const frames = videos.flatMap((v) => v.dataset.times  // a dream's frames; a clip's: its length over its frames
+    ? v.dataset.times.split(' ').map((p) => p.split(',').map(Number)).map(([start, end]) => end - start)
+    : [Number(v.dataset.length) / Number(v.dataset.frames)]);
   return {clicked, playing: videos.map((v) => v.currentTime), shortest: Math.min(...frames)};
 })()"""
 
