@@ -244,11 +244,13 @@ def groups(jobs: list[Job], size: int, settings: Settings):
     clips whose frames are of one size (dreamer.gallery.clips.frame_size)."""
     from dreamer.gallery.clips import frame_size
 
+    sizes = {}  # a clip's path -> its frame size, read once for all its styles
     for _, same_style in itertools.groupby(jobs, key=lambda job: job.style):
         kinds = {}  # "photos", or a clip's frame size
         for job in same_style:
-            kind = frame_size(job.photo.path, settings.size, settings.clip_options()) if job.photo.clip else "photos"
-            kinds.setdefault(kind, []).append(job)
+            if job.photo.clip and job.photo.path not in sizes:
+                sizes[job.photo.path] = frame_size(job.photo.path, settings.size, settings.clip_options())
+            kinds.setdefault(sizes[job.photo.path] if job.photo.clip else "photos", []).append(job)
         for same in kinds.values():
             yield from (same[i:i + size] for i in range(0, len(same), size))
 
