@@ -99,10 +99,13 @@ def opened(path, style, options: RenderOptions, seconds=None, fps=None, independ
                                clip_carry(style))
 
 
-def dream_into(clips: list, style, options: RenderOptions, independent: bool = False) -> None:
+def dream_into(clips: list, style, options: RenderOptions, independent: bool = False, on_resume=None) -> None:
     """Dream the opened clips [(clip, checkpoint, add)] together (dream_clips), each from the frames its checkpoint
-    kept on, each frame dreamed kept there, and hand each clip's frames to its `add(t, frame)` (its writer: a
-    dreamer.media.clip_writer.ClipWriter's) as they come."""
+    kept on (`on_resume(k, kept, estimated total)` told of clip k), each frame dreamed kept there, and hand each
+    clip's frames to its `add(t, frame)` (its writer: a dreamer.media.clip_writer.ClipWriter's) as they come."""
+    for k, (clip, checkpoint, _) in enumerate(clips):
+        if checkpoint.count and on_resume:
+            on_resume(k, checkpoint.count, clip.frame_count)
     dreamed = dream_clips([(clip.frames(), checkpoint.frames()) for clip, checkpoint, _ in clips], style, options,
                           independent)
     done = [0] * len(clips)
@@ -139,9 +142,6 @@ def render_clips(paths: list, style, outs: list, options: RenderOptions = Render
     anything is dreamed: one that cannot be read stops them all (InputError, nothing written)."""
     started = time.perf_counter()
     clips = [opened(path, style, options, seconds, fps, independent) for path in paths]
-    for k, (clip, checkpoint) in enumerate(clips):
-        if checkpoint.count and on_resume:
-            on_resume(k, checkpoint.count, clip.frame_count)
     total = sum(clip.frame_count or 0 for clip, _ in clips) or None
     shapes, done = [None] * len(clips), [0]
 
@@ -159,7 +159,7 @@ def render_clips(paths: list, style, outs: list, options: RenderOptions = Render
             _remove_killed_writes(Path(out))
             writers.append(writing.enter_context(ClipWriter(out, clip.audio(), made_by(style))))
         dream_into([(clip, checkpoint, adder(k, writer)) for k, ((clip, checkpoint), writer)
-                    in enumerate(zip(clips, writers))], style, options, independent)
+                    in enumerate(zip(clips, writers))], style, options, independent, on_resume)
         counts = [writer.finish(clip.end) for writer, (clip, _) in zip(writers, clips)]
     seconds_taken = time.perf_counter() - started
     results = []

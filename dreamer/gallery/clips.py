@@ -51,9 +51,6 @@ def dreamed_files(paths: list, style, options, clip: dict, gifs: list, on_resume
             ready.append((k, *opened(path, style, options, *_cut(clip))))
         except Exception as exc:  # a clip that cannot be read fails its row only (PyAV raises many types)
             results[k] = exc
-    for k, source, checkpoint in ready:
-        if checkpoint.count and on_resume:
-            on_resume(k, checkpoint.count, source.frame_count)
     made = made_by(style)
     with tempfile.TemporaryDirectory(prefix="dreamer-clip-") as folder, contextlib.ExitStack() as writing:
         encodings = []
@@ -61,7 +58,7 @@ def dreamed_files(paths: list, style, options, clip: dict, gifs: list, on_resume
             encodings.append(_Encoding(source, Path(folder) / str(k), made, gifs[k]))
             writing.enter_context(encodings[-1].writer)
         dream_into([(source, checkpoint, encoding.add) for (_, source, checkpoint), encoding in zip(ready, encodings)],
-                   style, options)
+                   style, options, on_resume=on_resume and (lambda i, kept, total: on_resume(ready[i][0], kept, total)))
         encoded = [encoding.done() for encoding in encodings]
     seconds = (time.perf_counter() - started) / max(1, len(ready))
     for (k, source, checkpoint), (files, counts) in zip(ready, encoded):
